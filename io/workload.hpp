@@ -1,0 +1,128 @@
+// The workload file (SPEC §2): open and check, per-rank reads of query rows, the KV caches,
+// and a streaming writer used by dsa-gen and the tests. Callers never see HDF5 types.
+//
+// Every failure throws dsa::Error with one line naming the file, the dataset and, for content
+// errors, the first bad row.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace dsa::io {
+
+enum class Stage { indexer, attention, pipeline };
+Stage parse_stage(std::string_view name);  // "indexer" | "attention" | "pipeline", else throws
+const char* stage_name(Stage stage);
+
+// What a stage reads (SPEC §2 table, "needed by").
+bool stage_needs_indexer_data(Stage stage);    // index_k, seq_lens, block_table, q_index, weights
+bool stage_needs_attention_data(Stage stage);  // ckv, kpe, q_nope, q_pe
+bool stage_needs_sparse_indices(Stage stage);  // sparse_indices (attention only)
+
+struct WorkloadInfo {
+  std::string path;
+  int format_version = 1;
+  int64_t num_pages = 0;      // first dimension of the KV datasets present
+  int64_t rows = 0;           // R
+  int64_t max_num_pages = 0;  // block_table width; 0 where the file has no block_table
+  double sm_scale = 0.0;
+  std::vector<int64_t> batch_offsets;  // num_batches + 1 entries, 0 .. R
+  std::map<std::string, std::string> text_attributes;  // optional free text (source, model, ...)
+  std::vector<std::string> datasets;   // paths present, e.g. "/kv/ckv"
+
+  int64_t num_batches() const { return static_cast<int64_t>(batch_offsets.size()) - 1; }
+  bool has(std::string_view dataset) const;
+};
+
+// Host copies of query rows [first, first + count).
+struct QueryRows {
+  int64_t first = 0;
+  int64_t count = 0;
+  int64_t max_num_pages = 0;            // row stride of block_table
+  std::vector<int32_t> seq_lens;        // [count]
+  std::vector<int32_t> block_table;     // [count, max_num_pages]
+  std::vector<uint8_t> q_index;         // [count, 64, 128] e4m3
+  std::vector<float> weights;           // [count, 64]
+  std::vector<uint16_t> q_nope;         // [count, 16, 512] bf16
+  std::vector<uint16_t> q_pe;           // [count, 16, 64] bf16
+  std::vector<int32_t> sparse_indices;  // [count, 2048]
+};
+
+// KV pages [first_page, first_page + num_pages). Vectors a stage does not need stay empty.
+struct KvCache {
+  int64_t first_page = 0;
+  int64_t num_pages = 0;
+  std::vector<uint8_t> index_k;  // [num_pages, 8448]
+  std::vector<uint16_t> ckv;     // [num_pages, 64, 512] bf16
+  std::vector<uint16_t> kpe;     // [num_pages, 64, 64] bf16
+};
+
+// Per-row facts gathered by the content check, used to balance work across ranks.
+struct RowStats {
+  std::vector<int32_t> seq_lens;   // [R] (empty when the stage has no indexer data)
+  std::vector<int32_t> valid_ids;  // [R] count of ids != -1 in sparse_indices (attention stage)
+};
+
+class WorkloadFile {
+ public:
+  // Opens `path` read-only and checks its structure for `stage`: an HDF5 file, dsa_format and
+  // format_version, the shape attributes, every dataset the stage needs (all missing ones named
+  // in one message), their types and shapes, row counts that agree, attributes that agree with
+  // shapes, batch offsets (start at 0, increasing, end at R).
+  WorkloadFile(const std::string& path, Stage stage);
+  ~WorkloadFile();
+  WorkloadFile(WorkloadFile&&) noexcept;
+  WorkloadFile& operator=(WorkloadFile&&) noexcept;
+
+  const WorkloadInfo& info() const;
+  Stage stage() const;
+
+  // Content checks over every row, read in bounded chunks: seq_len in [0, max_num_pages*64];
+  // page ids in [0, num_pages) in the used part of each block table row; sparse ids in
+  // [-1, num_pages*64). Throws on the first bad row; returns the per-row stats.
+  RowStats check_contents() const;
+
+  // Rows [first, first + count) of the datasets the stage needs (hyperslab reads).
+  QueryRows read_rows(int64_t first, int64_t count) const;
+
+  // The whole KV caches the stage needs.
+  KvCache read_kv() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// What a new workload file will hold. Datasets of a group are written when its flag is set.
+struct WorkloadShape {
+  int64_t num_pages = 0;
+  int64_t rows = 0;
+  int64_t max_num_pages = 0;
+  double sm_scale = 0.0;
+  std::vector<int64_t> batch_offsets;
+  bool indexer_data = true;    // /kv/index_k, seq_lens, block_table, q_index, weights
+  bool attention_data = true;  // /kv/ckv, /kv/kpe, q_nope, q_pe
+  bool sparse_indices = true;  // /queries/sparse_indices
+  std::map<std::string, std::string> text_attributes;
+};
+
+// Streaming writer: creates every dataset at full size (chunked by rows / pages), then takes
+// pages and rows in any order. The file is complete once close() returns.
+class WorkloadWriter {
+ public:
+  WorkloadWriter(const std::string& path, const WorkloadShape& shape, bool overwrite);
+  ~WorkloadWriter();
+  void write_kv(const KvCache& pages);    // the non-empty vectors, at pages.first_page
+  void write_rows(const QueryRows& rows);  // the non-empty vectors, at rows.first
+  void close();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dsa::io
