@@ -56,7 +56,7 @@ Timing time_us(const std::function<void(cudaStream_t)>& launch, cudaStream_t str
 // Deterministic device-side random fills (a counter hash; no cuRAND), never zeros.
 void fill_uniform_bf16(uint16_t* dst, size_t n, float lo, float hi, uint64_t seed, cudaStream_t s);
 void fill_uniform_f32(float* dst, size_t n, float lo, float hi, uint64_t seed, cudaStream_t s);
-// e4m3 codes of values uniform in [-amax, amax] (no NaN codes).
+// Random e4m3 codes (uniform over codes) with |value| <= amax, never the NaN codes.
 void fill_uniform_e4m3(uint8_t* dst, size_t n, float amax, uint64_t seed, cudaStream_t s);
 
 // What every operator benchmark is given.
