@@ -1,0 +1,129 @@
+#include "src/plan/plan.hpp"
+
+#include <algorithm>
+#include <numeric>
+
+#include "common/error.hpp"
+#include "kernels/shapes.hpp"
+
+namespace dsa::plan {
+
+double row_work(StageKind stage, int32_t seq_len, int32_t valid_ids) {
+  // Units are "token-equivalents of indexer scoring". The constants are relative weights from
+  // the operators' byte and FLOP counts (FIELD.md): scoring a token moves 132 B, attending to
+  // an id moves 1152 B and costs ~2x the FLOP of scoring one; a row's fixed cost (q, output,
+  // the top-k pass) is worth a few hundred tokens.
+  constexpr double kRowOverhead = 256.0;
+  constexpr double kAttentionPerId = 2.0;
+  const double scored = seq_len > kTopK ? double(seq_len) : 0.0;
+  switch (stage) {
+    case StageKind::indexer:
+      return kRowOverhead + scored;
+    case StageKind::attention:
+      return kRowOverhead + kAttentionPerId * double(valid_ids);
+    case StageKind::pipeline:
+      // Attention takes min(K, seq_len) ids from the indexer.
+      return 2 * kRowOverhead + scored + kAttentionPerId * double(std::min(seq_len, kTopK));
+  }
+  return kRowOverhead;
+}
+
+std::vector<int64_t> split_by_work(const std::vector<double>& work, int parts) {
+  const int64_t rows = static_cast<int64_t>(work.size());
+  DSA_REQUIRE(parts >= 1 && parts <= rows, "split_by_work: ", parts, " parts for ", rows, " rows");
+  std::vector<double> prefix(work.size() + 1, 0.0);
+  std::partial_sum(work.begin(), work.end(), prefix.begin() + 1);
+  const double total = prefix.back();
+
+  std::vector<int64_t> cuts(static_cast<size_t>(parts) + 1);
+  cuts.front() = 0;
+  cuts.back() = rows;
+  for (int p = 1; p < parts; ++p) {
+    // The cut nearest to p/parts of the total work, kept inside the rows left so that every
+    // part (this one and those after it) gets at least one row.
+    const double target = total * p / parts;
+    int64_t c = std::lower_bound(prefix.begin(), prefix.end(), target) - prefix.begin();
+    if (c > 0 && target - prefix[static_cast<size_t>(c - 1)] < prefix[static_cast<size_t>(c)] - target) --c;
+    const int64_t lo = cuts[static_cast<size_t>(p) - 1] + 1;
+    const int64_t hi = rows - (parts - p);
+    cuts[static_cast<size_t>(p)] = std::clamp(c, lo, hi);
+  }
+  return cuts;
+}
+
+double max_part_work(const std::vector<double>& work, const std::vector<int64_t>& cuts) {
+  double worst = 0;
+  for (size_t p = 0; p + 1 < cuts.size(); ++p) {
+    double sum = 0;
+    for (int64_t r = cuts[p]; r < cuts[p + 1]; ++r) sum += work[static_cast<size_t>(r)];
+    worst = std::max(worst, sum);
+  }
+  return worst;
+}
+
+double predict_seconds(const CostModel& model, const std::vector<double>& work,
+                       const std::vector<int64_t>& cuts) {
+  const int k = static_cast<int>(cuts.size()) - 1;
+  const double rows_elsewhere = double(cuts.back() - cuts[1]);
+  return max_part_work(work, cuts) * model.seconds_per_unit + (k - 1) * model.per_rank_seconds +
+         rows_elsewhere * model.result_bytes_per_row / model.gather_bytes_per_second +
+         (k - 1) * model.gather_latency_seconds;
+}
+
+int64_t BatchPlan::begin(int rank) const {
+  return active(rank) ? cuts[static_cast<size_t>(rank)] : first_row + rows;
+}
+
+int64_t BatchPlan::end(int rank) const {
+  return active(rank) ? cuts[static_cast<size_t>(rank) + 1] : first_row + rows;
+}
+
+BatchPlan plan_batch(int64_t batch, int64_t first_row, const std::vector<double>& work,
+                     int world_size, int ranks_wanted, const CostModel& model) {
+  const int64_t rows = static_cast<int64_t>(work.size());
+  DSA_REQUIRE(rows >= 1, "plan_batch: batch ", batch, " has no rows");
+  DSA_REQUIRE(world_size >= 1 && ranks_wanted >= 0, "plan_batch: bad rank counts");
+  const int most = static_cast<int>(std::min<int64_t>(world_size, rows));
+
+  BatchPlan plan;
+  plan.batch = batch;
+  plan.first_row = first_row;
+  plan.rows = rows;
+  plan.work = std::accumulate(work.begin(), work.end(), 0.0);
+
+  std::vector<int64_t> best_cuts;
+  double best_time = 0;
+  const int k_lo = ranks_wanted == 0 ? 1 : std::min(ranks_wanted, most);
+  const int k_hi = ranks_wanted == 0 ? most : k_lo;
+  for (int k = k_lo; k <= k_hi; ++k) {
+    std::vector<int64_t> cuts = split_by_work(work, k);
+    const double t = predict_seconds(model, work, cuts);
+    if (best_cuts.empty() || t < best_time) {  // strict: ties keep fewer ranks
+      best_cuts = std::move(cuts);
+      best_time = t;
+    }
+  }
+  plan.ranks = static_cast<int>(best_cuts.size()) - 1;
+  plan.predicted_seconds = best_time;
+  plan.cuts = std::move(best_cuts);
+  for (int64_t& c : plan.cuts) c += first_row;
+  return plan;
+}
+
+std::vector<BatchPlan> plan_job(const std::vector<int64_t>& batch_offsets,
+                                const std::vector<double>& row_work_all, int world_size,
+                                int ranks_wanted, const CostModel& model) {
+  DSA_REQUIRE(batch_offsets.size() >= 2 && batch_offsets.back() == int64_t(row_work_all.size()),
+              "plan_job: batch offsets do not cover the ", row_work_all.size(), " rows");
+  std::vector<BatchPlan> plans;
+  plans.reserve(batch_offsets.size() - 1);
+  for (size_t b = 0; b + 1 < batch_offsets.size(); ++b) {
+    const auto first = row_work_all.begin() + batch_offsets[b];
+    const auto last = row_work_all.begin() + batch_offsets[b + 1];
+    plans.push_back(plan_batch(static_cast<int64_t>(b), batch_offsets[b], std::vector<double>(first, last),
+                               world_size, ranks_wanted, model));
+  }
+  return plans;
+}
+
+}  // namespace dsa::plan

@@ -1,0 +1,78 @@
+// The CPU backend: the reference kernels, rows spread over threads.
+#include <thread>
+
+#include "common/error.hpp"
+#include "kernels/reference/attention.hpp"
+#include "kernels/reference/indexer.hpp"
+#include "src/run/backend.hpp"
+
+namespace dsa::run {
+namespace {
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int threads) : threads_(threads) {}
+
+  std::string name() const override { return "cpu"; }
+  std::string device() const override { return "cpu (" + std::to_string(threads_) + " threads)"; }
+  int threads() const override { return threads_; }
+
+  void load_kv(const io::KvCache& kv) override { kv_ = &kv; }
+
+  void indexer(const io::QueryRows& rows, int32_t* topk) override {
+    DSA_REQUIRE(kv_ && !kv_->index_k.empty(), "cpu backend: indexer called without the index K cache");
+    IndexerParams p;
+    p.index_k = kv_->index_k.data();
+    p.num_pages = kv_->num_pages;
+    p.q_index = rows.q_index.data();
+    p.weights = rows.weights.data();
+    p.seq_lens = rows.seq_lens.data();
+    p.block_table = rows.block_table.data();
+    p.max_num_pages = rows.max_num_pages;
+    p.rows = rows.count;
+    for (int64_t r = 0; r < rows.count; ++r)
+      p.max_seq_len = std::max(p.max_seq_len, rows.seq_lens[static_cast<size_t>(r)]);
+    p.topk_indices = topk;
+    ref::indexer(p, threads_);
+  }
+
+  void attention(const io::QueryRows& rows, const int32_t* sparse_indices, float sm_scale, uint16_t* output,
+                 float* lse) override {
+    DSA_REQUIRE(kv_ && !kv_->ckv.empty(), "cpu backend: attention called without the ckv/kpe caches");
+    AttentionParams p;
+    p.q_nope = rows.q_nope.data();
+    p.q_pe = rows.q_pe.data();
+    p.ckv = kv_->ckv.data();
+    p.kpe = kv_->kpe.data();
+    p.num_pages = kv_->num_pages;
+    p.sparse_indices = sparse_indices;
+    p.rows = rows.count;
+    p.sm_scale = sm_scale;
+    p.output = output;
+    p.lse = lse;
+    ref::attention(p, threads_);
+  }
+
+  plan::CostModel cost_model() const override {
+    // Scoring one token costs ~16K FLOP; a core of the reference does a few GFLOP/s.
+    plan::CostModel m;
+    m.seconds_per_unit = 4e-6 / threads_;
+    m.per_rank_seconds = 1e-3;
+    m.gather_bytes_per_second = 2e9;
+    m.gather_latency_seconds = 5e-5;
+    return m;
+  }
+
+ private:
+  int threads_;
+  const io::KvCache* kv_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(int threads) {
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::make_unique<CpuBackend>(threads);
+}
+
+}  // namespace dsa::run

@@ -1,0 +1,215 @@
+#include "src/run/job.hpp"
+
+#include <algorithm>
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <thread>
+
+#include "comm/gather.hpp"
+#include "common/error.hpp"
+#include "io/results.hpp"
+#include "io/workload.hpp"
+#include "kernels/shapes.hpp"
+#include "src/plan/plan.hpp"
+#include "src/report/report.hpp"
+#include "src/run/backend.hpp"
+
+namespace dsa::run {
+namespace {
+
+plan::StageKind stage_kind(io::Stage stage) {
+  switch (stage) {
+    case io::Stage::indexer: return plan::StageKind::indexer;
+    case io::Stage::attention: return plan::StageKind::attention;
+    case io::Stage::pipeline: return plan::StageKind::pipeline;
+  }
+  return plan::StageKind::pipeline;
+}
+
+bool writes_topk(io::Stage s) { return s != io::Stage::attention; }
+bool writes_attention(io::Stage s) { return s != io::Stage::indexer; }
+
+// Runs `step` on every rank; if any rank throws dsa::Error, every rank learns the first
+// message (by rank), rank 0 prints it, and all return false.
+template <typename Step>
+bool collectively(const comm::World& world, Step&& step) {
+  std::string error;
+  try {
+    step();
+  } catch (const Error& e) {
+    error = e.what();
+  }
+  error = world.agree_on_error(error);
+  if (error.empty()) return true;
+  if (world.is_root()) std::cerr << error << std::endl;
+  return false;
+}
+
+std::unique_ptr<Backend> choose_backend(const JobOptions& o, const comm::World& world) {
+  int threads = o.threads;
+  if (threads == 0) {
+    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    threads = std::max(1, cores / world.local_size());
+  }
+#ifdef DSA_HAVE_CUDA
+  const int gpus = visible_cuda_devices();
+  const bool every_rank_has_gpu = world.all(gpus > 0);
+  if (o.backend == "cuda" || (o.backend == "auto" && every_rank_has_gpu)) {
+    DSA_REQUIRE(gpus > 0, "dsa-run: --backend cuda but no CUDA GPU is visible on host ", world.host());
+    // One rank per GPU: the only visible one where the launcher isolated GPUs, else the local
+    // rank's own.
+    DSA_REQUIRE(world.local_size() <= gpus || gpus == 1,
+                "dsa-run: ", world.local_size(), " ranks on host ", world.host(), " but only ", gpus,
+                " GPUs visible: start one rank per GPU");
+    return make_cuda_backend(gpus == 1 ? 0 : world.local_rank());
+  }
+#else
+  DSA_REQUIRE(o.backend != "cuda", "dsa-run: --backend cuda, but this build has no CUDA backend");
+#endif
+  return make_cpu_backend(threads);
+}
+
+}  // namespace
+
+int run_job(const JobOptions& o, const comm::World& world) {
+  // --- 1. Open and check the workload (structure on every rank, contents on rank 0). ---------
+  std::optional<io::WorkloadFile> workload;
+  io::RowStats stats;
+  if (!collectively(world, [&] {
+        workload.emplace(o.workload, o.stage);
+        if (world.is_root()) stats = workload->check_contents();
+      }))
+    return 1;
+  const io::WorkloadInfo& info = workload->info();
+  world.broadcast(stats.seq_lens);
+  world.broadcast(stats.valid_ids);
+
+  // --- 2. Backend and plan. -------------------------------------------------------------------
+  std::unique_ptr<Backend> backend;
+  if (!collectively(world, [&] { backend = choose_backend(o, world); })) return 1;
+  if (!world.all(backend->name() == "cuda") && !world.all(backend->name() == "cpu")) {
+    if (world.is_root()) std::cerr << "dsa-run: ranks chose different backends; pass --backend\n";
+    return 1;
+  }
+
+  const plan::StageKind kind = stage_kind(o.stage);
+  std::vector<double> work(static_cast<size_t>(info.rows));
+  for (int64_t r = 0; r < info.rows; ++r) {
+    const size_t i = static_cast<size_t>(r);
+    work[i] = plan::row_work(kind, stats.seq_lens.empty() ? 0 : stats.seq_lens[i],
+                             stats.valid_ids.empty() ? 0 : stats.valid_ids[i]);
+  }
+  plan::CostModel model = backend->cost_model();
+  model.result_bytes_per_row = (writes_topk(o.stage) ? kTopK * 4.0 : 0.0) +
+                               (writes_attention(o.stage) ? kHeads * (kCkvDim * 2.0 + 4.0) : 0.0);
+  const std::vector<plan::BatchPlan> plans = plan::plan_job(info.batch_offsets, work, world.size(), o.ranks, model);
+  double total_work = 0;
+  for (const auto& p : plans) total_work += p.work;
+
+  // --- 3. Results file (rank 0). ----------------------------------------------------------------
+  report::JobHeader header;
+  header.program_version = DSA_VERSION;
+  header.mpi_version = comm::mpi_library_version();
+  header.hdf5_version = io::hdf5_library_version();
+  header.backend = backend->name();
+  header.stage = io::stage_name(o.stage);
+  header.workload_path = o.workload;
+  header.results_path = o.results;
+  header.ranks = world.size();
+  header.threads_per_rank = backend->threads();
+  header.hosts = world.hosts();
+  header.devices = world.all_gather(backend->device());
+  header.rows = info.rows;
+  header.batches = info.num_batches();
+  header.num_pages = info.num_pages;
+  header.max_num_pages = info.max_num_pages;
+  header.rank_policy = o.ranks == 0 ? "auto" : std::to_string(o.ranks);
+  report::JobReport report(header);
+
+  std::optional<io::ResultsFile> results;
+  if (!collectively(world, [&] {
+        if (!world.is_root()) return;
+        io::ResultsMeta meta;
+        meta.workload_path = o.workload;
+        meta.stage = o.stage;
+        meta.backend = backend->name();
+        meta.program_version = DSA_VERSION;
+        meta.rows = info.rows;
+        meta.num_batches = info.num_batches();
+        results.emplace(io::ResultsFile::create(o.results, meta, o.force));
+      }))
+    return 1;
+  if (world.is_root()) report.print_header(std::cout);
+
+  // --- 4. KV caches, once per rank. -----------------------------------------------------------
+  io::KvCache kv;
+  if (!collectively(world, [&] {
+        kv = workload->read_kv();
+        backend->load_kv(kv);
+      }))
+    return 1;
+  report.mark_setup_done();
+
+  // --- 5. The batches. --------------------------------------------------------------------------
+  const float sm_scale = static_cast<float>(info.sm_scale);
+  std::vector<int32_t> topk;
+  std::vector<uint16_t> output;
+  std::vector<float> lse;
+  for (const plan::BatchPlan& plan : plans) {
+    const double t0 = report::now_seconds();
+    const int me = world.rank();
+    // Rank 0 holds the whole batch (its own rows first, the others' land after them); other
+    // ranks hold their own rows.
+    const int64_t my_rows = plan.end(me) - plan.begin(me);
+    const int64_t held = world.is_root() ? plan.rows : my_rows;
+    if (writes_topk(o.stage)) topk.assign(static_cast<size_t>(held) * kTopK, -1);
+    if (writes_attention(o.stage)) {
+      output.assign(static_cast<size_t>(held) * kHeads * kCkvDim, 0);
+      lse.assign(static_cast<size_t>(held) * kHeads, 0.f);
+    }
+    if (my_rows > 0) {
+      const io::QueryRows rows = workload->read_rows(plan.begin(me), my_rows);
+      switch (o.stage) {
+        case io::Stage::indexer: backend->indexer(rows, topk.data()); break;
+        case io::Stage::attention:
+          backend->attention(rows, rows.sparse_indices.data(), sm_scale, output.data(), lse.data());
+          break;
+        case io::Stage::pipeline: backend->pipeline(rows, sm_scale, topk.data(), output.data(), lse.data()); break;
+      }
+    }
+    const std::vector<int64_t>& cuts = plan.cuts;
+    if (writes_topk(o.stage)) comm::gather_rows(world, topk.data(), topk.data(), cuts, kTopK * sizeof(int32_t));
+    if (writes_attention(o.stage)) {
+      comm::gather_rows(world, output.data(), output.data(), cuts, kHeads * kCkvDim * sizeof(uint16_t));
+      comm::gather_rows(world, lse.data(), lse.data(), cuts, kHeads * sizeof(float));
+    }
+    if (world.is_root()) {
+      results->write_rows(plan.first_row, plan.rows, writes_topk(o.stage) ? topk.data() : nullptr,
+                          writes_attention(o.stage) ? output.data() : nullptr,
+                          writes_attention(o.stage) ? lse.data() : nullptr);
+      const double seconds = report::now_seconds() - t0;
+      results->write_batch(plan.batch, plan.ranks, seconds);
+      results->set_completed_batches(plan.batch + 1);
+      report::BatchRecord record;
+      record.batch = plan.batch;
+      record.rows = plan.rows;
+      record.ranks = plan.ranks;
+      record.work = plan.work;
+      record.predicted_seconds = plan.predicted_seconds;
+      record.seconds = seconds;
+      std::ostringstream discard;
+      report.batch_done(record, total_work, o.quiet ? static_cast<std::ostream&>(discard) : std::cout);
+    }
+  }
+
+  // --- 6. Close and summarise. ------------------------------------------------------------------
+  if (world.is_root()) {
+    results->close();
+    report.print_summary(std::cout);
+    if (!o.report.empty()) report.write_json(o.report);
+  }
+  return 0;
+}
+
+}  // namespace dsa::run

@@ -1,0 +1,70 @@
+#include "src/run/options.hpp"
+
+#include <boost/program_options.hpp>
+
+#include <ostream>
+
+#include "common/error.hpp"
+
+namespace po = boost::program_options;
+
+namespace dsa::run {
+
+std::optional<JobOptions> parse_options(int argc, char** argv, std::ostream& help_out) {
+  JobOptions o;
+  std::string stage, ranks = "auto";
+  po::options_description opts(
+      "Usage: [mpirun -np N] dsa-run --workload W.h5 --out R.h5 --stage indexer|attention|pipeline [options]\n\n"
+      "Runs DeepSeek Sparse Attention over a recorded workload: the indexer's top-2048 tokens and/or\n"
+      "the sparse MLA attention output of every query row. One MPI rank per GPU (or per CPU share);\n"
+      "each batch's rows are split over the ranks by work and gathered on rank 0, which writes R.h5\n"
+      "batch by batch (completed_batches records what is on disk).\n\nOptions");
+  opts.add_options()("help,h", "print this help and exit")(
+      "workload,w", po::value(&o.workload), "workload file (HDF5, SPEC section 2)")(
+      "out,o", po::value(&o.results), "results file to create (HDF5, SPEC section 3)")(
+      "stage,s", po::value(&stage), "indexer | attention | pipeline (indexer's top-k feeds attention)")(
+      "backend,b", po::value(&o.backend)->default_value("auto"),
+      "auto (a GPU where every rank sees one, else the CPU) | cuda | cpu")(
+      "ranks", po::value(&ranks)->default_value("auto"),
+      "ranks taking part in each batch: auto (least predicted time) or a number")(
+      "threads", po::value(&o.threads)->default_value(0),
+      "CPU backend threads per rank (0 = the node's cores shared among its ranks)")(
+      "report", po::value(&o.report), "also write the header, per-batch figures and summary as JSON here")(
+      "force", po::bool_switch(&o.force), "overwrite an existing results file")(
+      "quiet,q", po::bool_switch(&o.quiet), "no per-batch progress lines");
+
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, opts), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw UsageError(std::string("dsa-run: ") + e.what() + " (see --help)");
+  }
+  if (vm.count("help")) {
+    help_out << opts << "\nExit status: 0 done, 1 failed (the message says why), 2 bad command line.\n";
+    return std::nullopt;
+  }
+  if (o.workload.empty()) throw UsageError("dsa-run: --workload is required (see --help)");
+  if (o.results.empty()) throw UsageError("dsa-run: --out is required (see --help)");
+  if (stage.empty()) throw UsageError("dsa-run: --stage is required: indexer, attention or pipeline");
+  try {
+    o.stage = io::parse_stage(stage);
+  } catch (const Error&) {
+    throw UsageError("dsa-run: unknown --stage '" + stage + "' (indexer, attention or pipeline)");
+  }
+  if (o.backend != "auto" && o.backend != "cpu" && o.backend != "cuda")
+    throw UsageError("dsa-run: unknown --backend '" + o.backend + "' (auto, cuda or cpu)");
+  if (ranks != "auto") {
+    try {
+      size_t used = 0;
+      o.ranks = std::stoi(ranks, &used);
+      if (used != ranks.size() || o.ranks < 1) throw std::invalid_argument(ranks);
+    } catch (const std::exception&) {
+      throw UsageError("dsa-run: --ranks takes 'auto' or a positive number, not '" + ranks + "'");
+    }
+  }
+  if (o.threads < 0) throw UsageError("dsa-run: --threads must be >= 0");
+  return o;
+}
+
+}  // namespace dsa::run

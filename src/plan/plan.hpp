@@ -1,0 +1,71 @@
+// Planning: how many ranks take part in each batch and which rows each one computes.
+// Pure logic on per-row work estimates; no MPI, HDF5 or CUDA, so it is tested on its own and
+// every rank computes the same plan from the same inputs.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace dsa::plan {
+
+// Estimated cost of each row in "work units" (positive). The stage decides what a unit is:
+// see row_work().
+enum class StageKind { indexer, attention, pipeline };
+
+// Work of one row: indexer rows cost their tokens scored (rows of <= 2048 tokens are emitted
+// without scoring, so they cost little), attention rows their valid ids; each row also carries
+// a fixed overhead so empty rows are not free.
+double row_work(StageKind stage, int32_t seq_len, int32_t valid_ids);
+
+// Splits rows [0, work.size()) into `parts` contiguous ranges of nearly equal work. Returns
+// parts + 1 cut points, cuts[0] = 0, cuts[parts] = rows, strictly increasing (every part gets
+// at least one row). Requires 1 <= parts <= rows.
+std::vector<int64_t> split_by_work(const std::vector<double>& work, int parts);
+
+// The largest part's work for a split (what the batch waits for).
+double max_part_work(const std::vector<double>& work, const std::vector<int64_t>& cuts);
+
+// Predicted seconds of a batch on k ranks:
+//   max part work * seconds_per_unit            (the slowest rank's compute)
+// + (k - 1) * per_rank_seconds                  (fixed cost of each extra rank taking part)
+// + gather: (bytes of rows not on the root) / gather_bytes_per_second + (k - 1) * gather_latency
+struct CostModel {
+  double seconds_per_unit = 1e-9;
+  double per_rank_seconds = 2e-4;
+  double gather_bytes_per_second = 5e9;
+  double gather_latency_seconds = 2e-5;
+  double result_bytes_per_row = 0;  // bytes gathered per row (stage-dependent)
+};
+
+double predict_seconds(const CostModel& model, const std::vector<double>& work,
+                       const std::vector<int64_t>& cuts);
+
+// One batch: rows [first_row, first_row + rows) of the workload over `ranks` ranks,
+// rank r computing absolute rows [cuts[r], cuts[r+1]).
+struct BatchPlan {
+  int64_t batch = 0;
+  int64_t first_row = 0;
+  int64_t rows = 0;
+  int ranks = 1;
+  std::vector<int64_t> cuts;  // ranks + 1 absolute row ids
+  double predicted_seconds = 0;
+  double work = 0;            // total work units of the batch
+
+  // Absolute rows of `rank` ([begin, end); empty for an idle rank).
+  int64_t begin(int rank) const;
+  int64_t end(int rank) const;
+  bool active(int rank) const { return rank < ranks; }
+};
+
+// ranks_wanted: 0 = auto (the k in [1, min(world, rows)] of least predicted time; ties go to
+// fewer ranks), else that many (capped by rows in the batch).
+BatchPlan plan_batch(int64_t batch, int64_t first_row, const std::vector<double>& work,
+                     int world_size, int ranks_wanted, const CostModel& model);
+
+// Plans every batch from the batch offsets and the per-row work of the whole workload.
+std::vector<BatchPlan> plan_job(const std::vector<int64_t>& batch_offsets,
+                                const std::vector<double>& row_work_all, int world_size,
+                                int ranks_wanted, const CostModel& model);
+
+}  // namespace dsa::plan

@@ -1,0 +1,69 @@
+// What the job tells people and scripts: a header, one progress line per batch, a summary,
+// and the same figures as JSON (--report).
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace dsa::report {
+
+struct JobHeader {
+  std::string program_version;
+  std::string mpi_version;
+  std::string hdf5_version;
+  std::string backend;          // "cpu" | "cuda"
+  std::string stage;
+  std::string workload_path;
+  std::string results_path;
+  int ranks = 1;
+  int threads_per_rank = 1;
+  std::vector<std::string> hosts;    // by rank
+  std::vector<std::string> devices;  // by rank ("cpu" or the GPU's name and ordinal)
+  int64_t rows = 0;
+  int64_t batches = 0;
+  int64_t num_pages = 0;
+  int64_t max_num_pages = 0;
+  std::string rank_policy;      // "auto" or a number
+};
+
+struct BatchRecord {
+  int64_t batch = 0;
+  int64_t rows = 0;
+  int ranks = 1;
+  double work = 0;               // planner work units
+  double predicted_seconds = 0;
+  double seconds = 0;            // wall time of the batch on rank 0 (compute + gather + write)
+};
+
+class JobReport {
+ public:
+  explicit JobReport(JobHeader header);
+
+  void print_header(std::ostream& out) const;
+  // Records a finished batch and prints its progress line (rows/s, ETA from work left).
+  void batch_done(const BatchRecord& record, double total_work, std::ostream& out);
+  void print_summary(std::ostream& out) const;
+  // Writes header, batches and summary as JSON; throws dsa::Error if the file cannot be written.
+  void write_json(const std::string& path) const;
+
+  // Seconds since the job's timer started (the header's construction); setup_seconds marks
+  // the end of start-up (validation, KV load) so the summary can separate it.
+  double elapsed() const;
+  void mark_setup_done();
+  const std::vector<BatchRecord>& batches() const { return records_; }
+
+ private:
+  JobHeader header_;
+  std::vector<BatchRecord> records_;
+  double start_ = 0;
+  double setup_seconds_ = 0;
+  double work_done_ = 0;
+};
+
+// Monotonic wall clock in seconds.
+double now_seconds();
+
+}  // namespace dsa::report

@@ -1,0 +1,32 @@
+// dsa-run's command line.
+#pragma once
+
+#include <iosfwd>
+#include <optional>
+#include <string>
+
+#include "io/workload.hpp"
+
+namespace dsa::run {
+
+struct JobOptions {
+  std::string workload;
+  std::string results;
+  io::Stage stage = io::Stage::pipeline;
+  std::string backend = "auto";  // auto | cpu | cuda
+  std::string report;            // JSON report path ("" = none)
+  bool force = false;
+  int ranks = 0;                 // ranks per batch: 0 = auto
+  int threads = 0;               // CPU threads per rank: 0 = this rank's share of the node's cores
+  bool quiet = false;            // no per-batch progress lines
+};
+
+// Thrown for a bad command line (exit status 2).
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Parses the command line. Returns nullopt after printing --help to `help_out`.
+std::optional<JobOptions> parse_options(int argc, char** argv, std::ostream& help_out);
+
+}  // namespace dsa::run

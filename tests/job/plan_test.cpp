@@ -1,0 +1,131 @@
+#include <gtest/gtest.h>
+
+#include <numeric>
+#include <random>
+
+#include "common/error.hpp"
+#include "src/plan/plan.hpp"
+
+namespace dsa::plan {
+namespace {
+
+std::vector<double> random_work(size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> d(1.0, 1000.0);
+  std::vector<double> w(n);
+  for (double& x : w) x = d(rng);
+  return w;
+}
+
+// The best possible largest part for a contiguous split, by brute force over all cut sets
+// (small inputs only).
+double best_max_part(const std::vector<double>& w, int parts, size_t from = 0) {
+  if (parts == 1) return std::accumulate(w.begin() + static_cast<long>(from), w.end(), 0.0);
+  double best = 1e300, sum = 0;
+  for (size_t end = from + 1; end + static_cast<size_t>(parts - 1) <= w.size(); ++end) {
+    sum += w[end - 1];
+    best = std::min(best, std::max(sum, best_max_part(w, parts - 1, end)));
+  }
+  return best;
+}
+
+TEST(SplitByWork, CutsCoverAllRowsAndEveryPartHasOne) {
+  for (int rows : {1, 2, 3, 7, 64, 1000}) {
+    const auto w = random_work(static_cast<size_t>(rows), static_cast<unsigned>(rows));
+    for (int parts = 1; parts <= std::min(rows, 9); ++parts) {
+      const auto cuts = split_by_work(w, parts);
+      ASSERT_EQ(cuts.size(), static_cast<size_t>(parts) + 1);
+      EXPECT_EQ(cuts.front(), 0);
+      EXPECT_EQ(cuts.back(), rows);
+      for (size_t i = 0; i + 1 < cuts.size(); ++i) EXPECT_LT(cuts[i], cuts[i + 1]) << "rows " << rows;
+    }
+  }
+}
+
+TEST(SplitByWork, LargestPartWithinOneRowOfTheBestSplit) {
+  for (unsigned seed = 1; seed <= 20; ++seed) {
+    const auto w = random_work(12, seed);
+    const double heaviest_row = *std::max_element(w.begin(), w.end());
+    for (int parts = 2; parts <= 4; ++parts) {
+      const double got = max_part_work(w, split_by_work(w, parts));
+      EXPECT_LE(got, best_max_part(w, parts) + heaviest_row) << "seed " << seed << " parts " << parts;
+    }
+  }
+}
+
+TEST(SplitByWork, EqualRowsSplitEvenly) {
+  const std::vector<double> w(12, 1.0);
+  EXPECT_EQ(split_by_work(w, 4), (std::vector<int64_t>{0, 3, 6, 9, 12}));
+  EXPECT_EQ(split_by_work(w, 5).back(), 12);
+}
+
+TEST(SplitByWork, OneHeavyRowGetsARankOfItsOwn) {
+  const std::vector<double> w = {1, 1, 1000, 1, 1, 1};
+  const auto cuts = split_by_work(w, 3);
+  // The heavy row must not share its part with the light ones on both sides.
+  EXPECT_LE(max_part_work(w, cuts), 1002.0);
+}
+
+TEST(SplitByWork, RejectsMorePartsThanRows) {
+  EXPECT_THROW(split_by_work(std::vector<double>(3, 1.0), 4), Error);
+  EXPECT_THROW(split_by_work(std::vector<double>(3, 1.0), 0), Error);
+}
+
+TEST(RowWork, PositiveAndGrowsWithTheRow) {
+  for (auto s : {StageKind::indexer, StageKind::attention, StageKind::pipeline}) {
+    EXPECT_GT(row_work(s, 0, 0), 0.0);
+  }
+  EXPECT_GT(row_work(StageKind::indexer, 100000, 0), row_work(StageKind::indexer, 10000, 0));
+  EXPECT_GT(row_work(StageKind::attention, 0, 2048), row_work(StageKind::attention, 0, 10));
+  // Rows of <= 2048 tokens skip scoring: they cost the same whatever their length.
+  EXPECT_EQ(row_work(StageKind::indexer, 5, 0), row_work(StageKind::indexer, 2048, 0));
+}
+
+TEST(PlanBatch, FixedRanksAreCappedByRows) {
+  const CostModel m;
+  const auto plan = plan_batch(0, 100, std::vector<double>(3, 10.0), 8, 8, m);
+  EXPECT_EQ(plan.ranks, 3);
+  EXPECT_EQ(plan.cuts, (std::vector<int64_t>{100, 101, 102, 103}));
+  EXPECT_TRUE(plan.active(2));
+  EXPECT_FALSE(plan.active(3));
+  EXPECT_EQ(plan.begin(5), plan.end(5));
+}
+
+TEST(PlanBatch, AutoKeepsSmallBatchesOnOneRankAndSpreadsLargeOnes) {
+  CostModel m;
+  m.seconds_per_unit = 1e-9;
+  m.per_rank_seconds = 1e-3;
+  m.result_bytes_per_row = 8192;
+  const auto small = plan_batch(0, 0, std::vector<double>(4, 300.0), 8, 0, m);
+  EXPECT_EQ(small.ranks, 1);
+  const auto large = plan_batch(0, 0, std::vector<double>(4096, 1e6), 8, 0, m);
+  EXPECT_EQ(large.ranks, 8);
+  EXPECT_LT(large.predicted_seconds, 4096 * 1e6 * 1e-9);
+}
+
+TEST(PlanBatch, AutoPicksTheLeastPredictedTime) {
+  CostModel m;
+  m.seconds_per_unit = 1e-6;
+  m.per_rank_seconds = 5e-3;
+  const std::vector<double> w(64, 1000.0);  // 64 ms on one rank
+  const auto plan = plan_batch(0, 0, w, 16, 0, m);
+  for (int k = 1; k <= 16; ++k) {
+    const auto fixed = plan_batch(0, 0, w, 16, k, m);
+    EXPECT_LE(plan.predicted_seconds, fixed.predicted_seconds + 1e-12) << "k " << k;
+  }
+}
+
+TEST(PlanJob, OnePlanPerBatchCoveringItsRows) {
+  const std::vector<int64_t> offsets = {0, 3, 4, 10};
+  const auto plans = plan_job(offsets, std::vector<double>(10, 1.0), 4, 0, CostModel{});
+  ASSERT_EQ(plans.size(), 3u);
+  for (size_t b = 0; b < plans.size(); ++b) {
+    EXPECT_EQ(plans[b].first_row, offsets[b]);
+    EXPECT_EQ(plans[b].cuts.front(), offsets[b]);
+    EXPECT_EQ(plans[b].cuts.back(), offsets[b + 1]);
+  }
+  EXPECT_THROW(plan_job({0, 3}, std::vector<double>(4, 1.0), 2, 0, CostModel{}), Error);
+}
+
+}  // namespace
+}  // namespace dsa::plan
