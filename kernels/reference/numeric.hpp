@@ -16,4 +16,14 @@ float bf16_to_float(uint16_t bits);
 // Round to nearest even; NaN stays NaN (quiet).
 uint16_t float_to_bf16(float x);
 
+// The 256 values of e4m3_to_float, indexed by the code (built once, thread-safe).
+const float* e4m3_table();
+
+// SPEC tolerance of every GPU-vs-reference comparison: atol = rtol = 1e-2, and an element fails
+// only if both are exceeded (|got - ref| > atol and |got - ref| > rtol * |ref|). NaN never
+// passes (on either side); an infinity passes only against the same infinity.
+inline constexpr double kCheckAtol = 1e-2;
+inline constexpr double kCheckRtol = 1e-2;
+bool within_tolerance(double got, double ref);
+
 }  // namespace dsa::ref
