@@ -25,6 +25,9 @@ class ResultsFile {
   // Creates `path` with every dataset of the stage at full size and completed_batches = 0.
   // Refuses an existing file unless `force`.
   static ResultsFile create(const std::string& path, const ResultsMeta& meta, bool force);
+  // Reopens an existing results file read-write to go on after completed_batches(): checks
+  // that it was made for the same workload path (or the same file), stage, rows and batches.
+  static ResultsFile open_for_resume(const std::string& path, const ResultsMeta& meta);
 
   ~ResultsFile();
   ResultsFile(ResultsFile&&) noexcept;
@@ -51,6 +54,7 @@ struct ResultsData {
   std::string stage;
   std::string backend;
   std::string workload_path;
+  std::string program_version;
   int64_t completed_batches = 0;
   std::vector<int32_t> topk_indices;  // [R, 2048] or empty
   std::vector<uint16_t> output;       // [R, 16, 512] or empty

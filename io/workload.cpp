@@ -1,0 +1,480 @@
+#include "io/workload.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <filesystem>
+#include <optional>
+
+#include "common/error.hpp"
+#include "io/h5.hpp"
+#include "io/schema.hpp"
+#include "kernels/shapes.hpp"
+
+namespace dsa::io {
+namespace {
+
+using h5::Scalar;
+using schema::kAnyDim;
+
+// ---- The schema of SPEC §2 ----------------------------------------------------------------
+
+enum DatasetId {
+  kIndexK, kCkv, kKpe,                                                  // /kv, by page
+  kSeqLens, kBlockTable, kQIndex, kWeights, kQNope, kQPe, kSparse,      // /queries, by row
+  kOffsets,                                                             // /batches
+  kNumDatasets
+};
+
+enum class Extent { pages, rows, batches };  // what a dataset's first dimension counts
+enum class Group { indexer, attention, sparse, always };  // which data a dataset belongs to
+
+struct DatasetSpec {
+  const char* path;
+  Scalar type;
+  const char* dtype;  // the `dtype` attribute it must carry, or nullptr
+  Extent extent;
+  int tail_rank;
+  std::array<int64_t, 2> tail;  // trailing dims; kAnyDim = block table width
+  const char* shape;                    // as messages spell it
+  Group group;
+};
+
+constexpr const char* kBf16 = "bfloat16";
+constexpr const char* kFp8 = "float8_e4m3fn";
+
+const std::array<DatasetSpec, kNumDatasets>& specs() {
+  static const std::array<DatasetSpec, kNumDatasets> table = {{
+      {"/kv/index_k", Scalar::u8, nullptr, Extent::pages, 1, {kIndexPageBytes},
+       "[num_pages, 8448]", Group::indexer},
+      {"/kv/ckv", Scalar::u16, kBf16, Extent::pages, 2, {kPageSize, kCkvDim},
+       "[num_pages, 64, 512]", Group::attention},
+      {"/kv/kpe", Scalar::u16, kBf16, Extent::pages, 2, {kPageSize, kKpeDim},
+       "[num_pages, 64, 64]", Group::attention},
+      {"/queries/seq_lens", Scalar::i32, nullptr, Extent::rows, 0, {}, "[R]", Group::indexer},
+      {"/queries/block_table", Scalar::i32, nullptr, Extent::rows, 1, {kAnyDim},
+       "[R, max_num_pages]", Group::indexer},
+      {"/queries/q_index", Scalar::u8, kFp8, Extent::rows, 2, {kIndexHeads, kIndexHeadDim},
+       "[R, 64, 128]", Group::indexer},
+      {"/queries/weights", Scalar::f32, nullptr, Extent::rows, 1, {kIndexHeads}, "[R, 64]",
+       Group::indexer},
+      {"/queries/q_nope", Scalar::u16, kBf16, Extent::rows, 2, {kHeads, kCkvDim}, "[R, 16, 512]",
+       Group::attention},
+      {"/queries/q_pe", Scalar::u16, kBf16, Extent::rows, 2, {kHeads, kKpeDim}, "[R, 16, 64]",
+       Group::attention},
+      {"/queries/sparse_indices", Scalar::i32, nullptr, Extent::rows, 1, {kTopK}, "[R, 2048]",
+       Group::sparse},
+      {"/batches/offsets", Scalar::i64, nullptr, Extent::batches, 0, {}, "[num_batches + 1]",
+       Group::always},
+  }};
+  return table;
+}
+
+bool stage_reads(Stage stage, Group group) {
+  switch (group) {
+    case Group::indexer: return stage_needs_indexer_data(stage);
+    case Group::attention: return stage_needs_attention_data(stage);
+    case Group::sparse: return stage_needs_sparse_indices(stage);
+    case Group::always: return true;
+  }
+  return false;
+}
+
+bool stage_reads(Stage stage, DatasetId id) { return stage_reads(stage, specs()[id].group); }
+
+struct ShapeAttribute {
+  const char* name;
+  int64_t value;
+};
+constexpr std::array<ShapeAttribute, 7> kShapeAttributes = {{
+    {"page_size", kPageSize},
+    {"topk", kTopK},
+    {"index_heads", kIndexHeads},
+    {"index_head_dim", kIndexHeadDim},
+    {"qo_heads", kHeads},
+    {"ckv_dim", kCkvDim},
+    {"kpe_dim", kKpeDim},
+}};
+
+bool is_reserved_attribute(const std::string& name) {
+  if (name == "dsa_format" || name == "format_version" || name == "sm_scale") return true;
+  return std::any_of(kShapeAttributes.begin(), kShapeAttributes.end(),
+                     [&](const ShapeAttribute& a) { return name == a.name; });
+}
+
+// The rules for /batches/offsets (SPEC §2): start at 0, strictly increase, end at R.
+void check_batch_offsets(const std::vector<int64_t>& offsets, int64_t rows,
+                         const std::string& where) {
+  if (offsets.empty()) fail(where, " is empty, expected num_batches + 1 entries from 0 to R");
+  if (offsets[0] != 0) fail(where, " row 0: offset ", offsets[0], ", expected 0");
+  for (std::size_t i = 1; i < offsets.size(); ++i) {
+    if (offsets[i] <= offsets[i - 1])
+      fail(where, " row ", i, ": offset ", offsets[i], " after ", offsets[i - 1],
+           ", offsets must increase (a batch holds at least one row)");
+  }
+  if (offsets.back() != rows)
+    fail(where, " ends at ", offsets.back(), ", expected R = ", rows);
+}
+
+// Rows per read of the streaming content check: bounded in rows and in bytes.
+int64_t check_chunk_rows(int64_t row_bytes) {
+  constexpr int64_t kMaxRows = 4096;
+  constexpr int64_t kMaxBytes = int64_t{16} << 20;
+  return std::clamp<int64_t>(kMaxBytes / std::max<int64_t>(row_bytes, 1), 1, kMaxRows);
+}
+
+using DatasetSlots = std::array<std::optional<h5::Dataset>, kNumDatasets>;
+
+}  // namespace
+
+// ---- Stages --------------------------------------------------------------------------------
+
+Stage parse_stage(std::string_view name) {
+  if (name == "indexer") return Stage::indexer;
+  if (name == "attention") return Stage::attention;
+  if (name == "pipeline") return Stage::pipeline;
+  fail("unknown stage \"", name, "\" (expected indexer, attention or pipeline)");
+}
+
+const char* stage_name(Stage stage) {
+  switch (stage) {
+    case Stage::indexer: return "indexer";
+    case Stage::attention: return "attention";
+    case Stage::pipeline: return "pipeline";
+  }
+  return "?";
+}
+
+std::string hdf5_library_version() { return h5::library_version(); }
+
+bool stage_needs_indexer_data(Stage stage) { return stage != Stage::attention; }
+bool stage_needs_attention_data(Stage stage) { return stage != Stage::indexer; }
+bool stage_needs_sparse_indices(Stage stage) { return stage == Stage::attention; }
+
+bool WorkloadInfo::has(std::string_view dataset) const {
+  return std::find(datasets.begin(), datasets.end(), dataset) != datasets.end();
+}
+
+// ---- WorkloadFile ----------------------------------------------------------------------------
+
+struct WorkloadFile::Impl {
+  h5::File file;
+  Stage stage = Stage::pipeline;
+  WorkloadInfo info;
+  DatasetSlots ds;
+
+  const h5::Dataset& need(DatasetId id) const { return *ds[id]; }
+  void open_and_check();
+};
+
+void WorkloadFile::Impl::open_and_check() {
+  const std::string& path = info.path;
+  schema::check_format(file, "dsa-workload");
+  info.format_version = static_cast<int>(schema::kFormatVersion);
+
+  // Shape attributes: the file was made for the shapes this program computes.
+  for (const ShapeAttribute& a : kShapeAttributes) {
+    const int64_t value = file.read_int_attribute(a.name);
+    if (value != a.value)
+      fail(path, ": attribute ", a.name, " = ", value, ", but this program's DSA shapes have ",
+           a.value);
+  }
+  info.sm_scale = file.read_float_attribute("sm_scale");
+  if (!std::isfinite(info.sm_scale))
+    fail(path, ": attribute sm_scale = ", info.sm_scale, ", expected a finite number");
+  for (const std::string& name : file.attribute_names()) {
+    if (is_reserved_attribute(name)) continue;
+    if (file.attribute_type(name).cls == h5::TypeInfo::Class::string)
+      info.text_attributes[name] = file.read_string_attribute(name);
+  }
+
+  // Presence: every dataset the stage reads, all missing ones named at once.
+  std::string missing;
+  for (int id = 0; id < kNumDatasets; ++id) {
+    const DatasetSpec& spec = specs()[id];
+    const h5::File::Link link = file.lookup(spec.path);
+    if (link == h5::File::Link::other) fail(path, ": ", spec.path, " is not a dataset");
+    if (link == h5::File::Link::dataset) {
+      ds[id] = file.open_dataset(spec.path);
+      info.datasets.emplace_back(spec.path);
+    } else if (stage_reads(stage, static_cast<DatasetId>(id))) {
+      missing += (missing.empty() ? "" : ", ") + std::string(spec.path);
+    }
+  }
+  if (!missing.empty())
+    fail(path, ": stage ", stage_name(stage), " needs ", missing, ", which the file lacks");
+
+  // Types and shapes of every dataset present; R and num_pages agree among them.
+  const h5::Dataset* first_rows = nullptr;
+  const h5::Dataset* first_pages = nullptr;
+  for (int id = 0; id < kNumDatasets; ++id) {
+    if (!ds[id]) continue;
+    const DatasetSpec& spec = specs()[id];
+    const h5::Dataset& d = *ds[id];
+    schema::check_dataset(d, spec.type, spec.dtype, {spec.tail.data(), std::size_t(spec.tail_rank)},
+                          spec.shape);
+    if (spec.extent == Extent::rows) {
+      if (first_rows == nullptr) first_rows = &d;
+      if (d.rows() != first_rows->rows())
+        fail(path, ": ", d.name(), " has ", d.rows(), " rows, but ", first_rows->name(), " has ",
+             first_rows->rows());
+    } else if (spec.extent == Extent::pages) {
+      if (first_pages == nullptr) first_pages = &d;
+      if (d.rows() != first_pages->rows())
+        fail(path, ": ", d.name(), " has ", d.rows(), " pages, but ", first_pages->name(),
+             " has ", first_pages->rows());
+    }
+  }
+  info.rows = first_rows != nullptr ? first_rows->rows() : 0;
+  info.num_pages = first_pages != nullptr ? first_pages->rows() : 0;
+  info.max_num_pages = ds[kBlockTable] ? ds[kBlockTable]->dims()[1] : 0;
+
+  // Batches: at most R + 1 offsets can increase from 0 to R; check that before reading them.
+  const h5::Dataset& offsets = need(kOffsets);
+  if (offsets.rows() > info.rows + 1)
+    fail(offsets.where(), " has ", offsets.rows(), " entries, more than R + 1 = ", info.rows + 1);
+  info.batch_offsets = offsets.read_all<int64_t>();
+  check_batch_offsets(info.batch_offsets, info.rows, offsets.where());
+}
+
+WorkloadFile::WorkloadFile(const std::string& path, Stage stage) : impl_(std::make_unique<Impl>()) {
+  impl_->info.path = path;
+  impl_->stage = stage;
+  impl_->file = h5::File::open(path, /*writable=*/false);
+  impl_->open_and_check();
+}
+
+WorkloadFile::~WorkloadFile() = default;
+WorkloadFile::WorkloadFile(WorkloadFile&&) noexcept = default;
+WorkloadFile& WorkloadFile::operator=(WorkloadFile&&) noexcept = default;
+
+const WorkloadInfo& WorkloadFile::info() const { return impl_->info; }
+Stage WorkloadFile::stage() const { return impl_->stage; }
+
+RowStats WorkloadFile::check_contents() const {
+  const Impl& m = *impl_;
+  const int64_t rows = m.info.rows;
+  RowStats stats;
+
+  if (stage_needs_indexer_data(m.stage)) {
+    const h5::Dataset& seq_ds = m.need(kSeqLens);
+    const int64_t width = m.info.max_num_pages;
+    const int64_t max_tokens = width * kPageSize;
+    schema::resize_or_fail(stats.seq_lens, rows, seq_ds.where());
+    seq_ds.read_rows(0, rows, stats.seq_lens.data());
+    for (int64_t r = 0; r < rows; ++r) {
+      const int32_t len = stats.seq_lens[static_cast<std::size_t>(r)];
+      if (len < 0) fail(seq_ds.where(), " row ", r, ": seq_len ", len, " is negative");
+      if (len > max_tokens)
+        fail(seq_ds.where(), " row ", r, ": seq_len ", len, " exceeds the block table's ", width,
+             " pages x ", kPageSize, " = ", max_tokens, " tokens");
+    }
+
+    // Page ids in the used part of each block table row; entries past it are ignored.
+    const h5::Dataset& bt_ds = m.need(kBlockTable);
+    const int64_t step = check_chunk_rows(width * 4);
+    std::vector<int32_t> table;
+    schema::resize_or_fail(table, std::min(step, rows) * width, bt_ds.where());
+    for (int64_t first = 0; first < rows; first += step) {
+      const int64_t count = std::min(step, rows - first);
+      bt_ds.read_rows(first, count, table.data());
+      for (int64_t i = 0; i < count; ++i) {
+        const int64_t r = first + i;
+        const int64_t used = pages_for(stats.seq_lens[static_cast<std::size_t>(r)]);
+        const int32_t* row = table.data() + i * width;
+        for (int64_t slot = 0; slot < used; ++slot) {
+          if (row[slot] < 0 || row[slot] >= m.info.num_pages)
+            fail(bt_ds.where(), " row ", r, ": page id ", row[slot], " outside [0, ",
+                 m.info.num_pages, ") at page slot ", slot);
+        }
+      }
+    }
+  }
+
+  if (stage_needs_sparse_indices(m.stage)) {
+    const h5::Dataset& sp_ds = m.need(kSparse);
+    const int64_t num_tokens = m.info.num_pages * kPageSize;
+    const int64_t step = check_chunk_rows(int64_t{kTopK} * 4);
+    std::vector<int32_t> ids;
+    schema::resize_or_fail(ids, std::min(step, rows) * kTopK, sp_ds.where());
+    schema::resize_or_fail(stats.valid_ids, rows, sp_ds.where());
+    for (int64_t first = 0; first < rows; first += step) {
+      const int64_t count = std::min(step, rows - first);
+      sp_ds.read_rows(first, count, ids.data());
+      for (int64_t i = 0; i < count; ++i) {
+        const int64_t r = first + i;
+        const int32_t* row = ids.data() + i * kTopK;
+        int32_t valid = 0;
+        for (int slot = 0; slot < kTopK; ++slot) {
+          if (row[slot] < -1 || row[slot] >= num_tokens)
+            fail(sp_ds.where(), " row ", r, ": token id ", row[slot], " outside [-1, ", num_tokens,
+                 ") at slot ", slot);
+          valid += row[slot] != -1 ? 1 : 0;
+        }
+        stats.valid_ids[static_cast<std::size_t>(r)] = valid;
+      }
+    }
+  }
+  return stats;
+}
+
+QueryRows WorkloadFile::read_rows(int64_t first, int64_t count) const {
+  const Impl& m = *impl_;
+  if (first < 0 || count < 0 || first > m.info.rows || count > m.info.rows - first)
+    fail(m.info.path, ": cannot read rows [", first, ", ", first + count, "), the workload has ",
+         m.info.rows, " rows");
+  QueryRows out;
+  out.first = first;
+  out.count = count;
+  auto read = [&](DatasetId id, auto& values) {
+    if (!stage_reads(m.stage, id)) return;
+    const h5::Dataset& d = m.need(id);
+    schema::resize_or_fail(values, count * d.row_elements(), d.where());
+    d.read_rows(first, count, values.data());
+  };
+  read(kSeqLens, out.seq_lens);
+  read(kBlockTable, out.block_table);
+  if (stage_reads(m.stage, kBlockTable)) out.max_num_pages = m.info.max_num_pages;
+  read(kQIndex, out.q_index);
+  read(kWeights, out.weights);
+  read(kQNope, out.q_nope);
+  read(kQPe, out.q_pe);
+  read(kSparse, out.sparse_indices);
+  return out;
+}
+
+KvCache WorkloadFile::read_kv() const {
+  const Impl& m = *impl_;
+  KvCache out;
+  out.first_page = 0;
+  out.num_pages = m.info.num_pages;
+  auto read = [&](DatasetId id, auto& values) {
+    if (!stage_reads(m.stage, id)) return;
+    const h5::Dataset& d = m.need(id);
+    schema::resize_or_fail(values, d.rows() * d.row_elements(), d.where());
+    d.read_rows(0, d.rows(), values.data());
+  };
+  read(kIndexK, out.index_k);
+  read(kCkv, out.ckv);
+  read(kKpe, out.kpe);
+  return out;
+}
+
+// ---- WorkloadWriter --------------------------------------------------------------------------
+
+struct WorkloadWriter::Impl {
+  std::string path;
+  WorkloadShape shape;
+  h5::File file;
+  DatasetSlots ds;
+
+  bool writes(Group group) const {
+    switch (group) {
+      case Group::indexer: return shape.indexer_data;
+      case Group::attention: return shape.attention_data;
+      case Group::sparse: return shape.sparse_indices;
+      case Group::always: return true;
+    }
+    return false;
+  }
+
+  // Writes `values` (count rows of dataset `id`) at `first`, after checking their size.
+  template <typename T>
+  void write(DatasetId id, const char* call, int64_t first, int64_t count,
+             const std::vector<T>& values) {
+    if (values.empty()) return;
+    if (!file.is_open()) fail(path, ": ", call, " after close()");
+    if (!ds[id])
+      fail(path, ": ", call, ": ", specs()[id].path,
+           " is not part of this workload (see the WorkloadShape flags)");
+    h5::Dataset& d = *ds[id];
+    const int64_t expected = count * d.row_elements();
+    if (static_cast<int64_t>(values.size()) != expected)
+      fail(d.where(), ": ", call, " got ", values.size(), " values for ", count, " rows, expected ",
+           expected);
+    d.write_rows(first, count, values.data());
+  }
+};
+
+WorkloadWriter::WorkloadWriter(const std::string& path, const WorkloadShape& shape, bool overwrite)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.path = path;
+  m.shape = shape;
+  if (shape.rows < 0 || shape.num_pages < 0 || shape.max_num_pages < 0)
+    fail(path, ": negative size in WorkloadShape (rows ", shape.rows, ", num_pages ",
+         shape.num_pages, ", max_num_pages ", shape.max_num_pages, ")");
+  if (!std::isfinite(shape.sm_scale)) fail(path, ": sm_scale ", shape.sm_scale, " is not finite");
+  check_batch_offsets(shape.batch_offsets, shape.rows, path + ": batch offsets");
+  for (const auto& [name, text] : shape.text_attributes) {
+    (void)text;
+    if (is_reserved_attribute(name))
+      fail(path, ": text attribute ", name, " would replace a format attribute");
+  }
+  if (!overwrite && std::filesystem::exists(path)) fail(path, " exists; not overwriting it");
+
+  m.file = h5::File::create(path, /*truncate=*/overwrite);
+  m.file.write_string_attribute("dsa_format", "dsa-workload");
+  m.file.write_int_attribute("format_version", schema::kFormatVersion);
+  for (const ShapeAttribute& a : kShapeAttributes) m.file.write_int_attribute(a.name, a.value);
+  m.file.write_float_attribute("sm_scale", shape.sm_scale);
+  for (const auto& [name, text] : shape.text_attributes) m.file.write_string_attribute(name, text);
+
+  for (int id = 0; id < kNumDatasets; ++id) {
+    const DatasetSpec& spec = specs()[id];
+    if (!m.writes(spec.group)) continue;
+    std::vector<int64_t> dims;
+    switch (spec.extent) {
+      case Extent::pages: dims.push_back(shape.num_pages); break;
+      case Extent::rows: dims.push_back(shape.rows); break;
+      case Extent::batches: dims.push_back(static_cast<int64_t>(shape.batch_offsets.size())); break;
+    }
+    for (int i = 0; i < spec.tail_rank; ++i) {
+      const int64_t d = spec.tail[static_cast<std::size_t>(i)];
+      dims.push_back(d == kAnyDim ? shape.max_num_pages : d);
+    }
+    h5::Dataset d = m.file.create_dataset(spec.path, spec.type, dims,
+                                          schema::row_chunks(dims, spec.type));
+    if (spec.dtype != nullptr) d.write_string_attribute("dtype", spec.dtype);
+    if (id == kIndexK)
+      d.write_string_attribute("layout",
+                               "per page: 64 tokens x 128 float8_e4m3fn, then 64 float32 "
+                               "(little-endian) scales, one per token");
+    m.ds[id] = std::move(d);
+  }
+  m.ds[kOffsets]->write_rows(0, static_cast<int64_t>(shape.batch_offsets.size()),
+                             shape.batch_offsets.data());
+}
+
+WorkloadWriter::~WorkloadWriter() = default;
+
+void WorkloadWriter::write_kv(const KvCache& pages) {
+  Impl& m = *impl_;
+  m.write(kIndexK, "write_kv", pages.first_page, pages.num_pages, pages.index_k);
+  m.write(kCkv, "write_kv", pages.first_page, pages.num_pages, pages.ckv);
+  m.write(kKpe, "write_kv", pages.first_page, pages.num_pages, pages.kpe);
+}
+
+void WorkloadWriter::write_rows(const QueryRows& rows) {
+  Impl& m = *impl_;
+  if (!rows.block_table.empty() && rows.max_num_pages != m.shape.max_num_pages)
+    fail(m.path, ": write_rows: block table rows of ", rows.max_num_pages,
+         " pages, the workload's are ", m.shape.max_num_pages);
+  m.write(kSeqLens, "write_rows", rows.first, rows.count, rows.seq_lens);
+  m.write(kBlockTable, "write_rows", rows.first, rows.count, rows.block_table);
+  m.write(kQIndex, "write_rows", rows.first, rows.count, rows.q_index);
+  m.write(kWeights, "write_rows", rows.first, rows.count, rows.weights);
+  m.write(kQNope, "write_rows", rows.first, rows.count, rows.q_nope);
+  m.write(kQPe, "write_rows", rows.first, rows.count, rows.q_pe);
+  m.write(kSparse, "write_rows", rows.first, rows.count, rows.sparse_indices);
+}
+
+void WorkloadWriter::close() {
+  Impl& m = *impl_;
+  if (!m.file.is_open()) return;
+  m.file.flush();
+  for (auto& d : m.ds) d.reset();
+  m.file.close();
+}
+
+}  // namespace dsa::io

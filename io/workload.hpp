@@ -18,6 +18,9 @@ enum class Stage { indexer, attention, pipeline };
 Stage parse_stage(std::string_view name);  // "indexer" | "attention" | "pipeline", else throws
 const char* stage_name(Stage stage);
 
+// "1.10.8": the HDF5 library this program runs with (for the job's header).
+std::string hdf5_library_version();
+
 // What a stage reads (SPEC §2 table, "needed by").
 bool stage_needs_indexer_data(Stage stage);    // index_k, seq_lens, block_table, q_index, weights
 bool stage_needs_attention_data(Stage stage);  // ckv, kpe, q_nope, q_pe

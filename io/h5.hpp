@@ -1,0 +1,184 @@
+// A thin RAII layer over the HDF5 C API. io/h5.cpp is the only file that includes hdf5.h; the
+// schema code above (workload.cpp, results.cpp) sees files, datasets and attributes, never an
+// hid_t.
+//
+// Errors: every failure throws dsa::Error with one line naming the file (and the dataset), e.g.
+// "w.h5: /kv/ckv: attribute dtype has type int32, expected a string". A failed HDF5 call is
+// reported as DSA_CHECK_H5 reports one (file:line and the call) with the file, the dataset and
+// the innermost message of HDF5's error stack; HDF5's own printing of that stack is off.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace dsa::io::h5 {
+
+// The element types this program keeps in memory (and stores, little-endian).
+enum class Scalar { u8, u16, i32, i64, f32, f64 };
+
+template <typename T>
+constexpr Scalar scalar_of() {
+  if constexpr (std::is_same_v<T, uint8_t>) return Scalar::u8;
+  else if constexpr (std::is_same_v<T, uint16_t>) return Scalar::u16;
+  else if constexpr (std::is_same_v<T, int32_t>) return Scalar::i32;
+  else if constexpr (std::is_same_v<T, int64_t>) return Scalar::i64;
+  else if constexpr (std::is_same_v<T, float>) return Scalar::f32;
+  else {
+    static_assert(std::is_same_v<T, double>, "no HDF5 memory type for this element type");
+    return Scalar::f64;
+  }
+}
+
+const char* scalar_name(Scalar s);  // "uint8", "int32", "float64", ...
+std::size_t scalar_size(Scalar s);
+
+// "1.10.8": the version of the HDF5 library linked in.
+std::string library_version();
+
+// The type of a dataset or attribute as the file stores it.
+struct TypeInfo {
+  enum class Class { integer, floating, string, other };
+  Class cls = Class::other;
+  std::size_t size = 0;    // bytes per element
+  bool is_signed = false;  // integers only
+  std::string name;        // "int32", "float64", "string", "compound", ...
+
+  // Same class, size and signedness: reading it as `s` loses nothing (byte order may differ).
+  bool matches(Scalar s) const;
+};
+
+// "[3, 64, 128]"
+std::string shape_text(const std::vector<int64_t>& dims);
+
+// Owns one HDF5 identifier of any kind and closes it with the matching H5?close.
+class Handle {
+ public:
+  Handle() = default;
+  explicit Handle(int64_t id) : id_(id) {}
+  ~Handle() { reset(); }
+  Handle(Handle&& other) noexcept : id_(other.id_) { other.id_ = -1; }
+  Handle& operator=(Handle&& other) noexcept;
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+
+  int64_t id() const { return id_; }
+  bool valid() const { return id_ >= 0; }
+  void reset() noexcept;  // closes quietly
+  void close();           // closes, throwing if HDF5 reports a failure
+
+ private:
+  int64_t id_ = -1;
+};
+
+// Something that carries attributes: a file's root group or a dataset.
+class Object {
+ public:
+  const std::string& file_path() const { return file_path_; }
+  const std::string& name() const { return name_; }  // "/" or "/kv/ckv"
+  // "w.h5" for the root group, "w.h5: /kv/ckv" for a dataset: the start of every message.
+  std::string where() const;
+
+  bool has_attribute(const std::string& attr) const;
+  std::vector<std::string> attribute_names() const;
+  TypeInfo attribute_type(const std::string& attr) const;
+
+  // Tolerant reads of one-element attributes (scalar or shape [1]), whatever wrote them:
+  // integers of any width and sign, float32 or float64, fixed- or variable-length strings.
+  // A missing attribute or one of another class throws.
+  int64_t read_int_attribute(const std::string& attr) const;
+  double read_float_attribute(const std::string& attr) const;
+  std::string read_string_attribute(const std::string& attr) const;
+
+  // Scalar attributes as h5py writes them: int64, float64, variable-length UTF-8 strings.
+  // An existing numeric attribute of the same class is overwritten in place (converted to its
+  // stored type); any other existing attribute of that name is replaced.
+  void write_int_attribute(const std::string& attr, int64_t value);
+  void write_float_attribute(const std::string& attr, double value);
+  void write_string_attribute(const std::string& attr, const std::string& value);
+
+ protected:
+  Object() = default;
+  Object(Handle handle, std::string file_path, std::string name)
+      : handle_(std::move(handle)), file_path_(std::move(file_path)), name_(std::move(name)) {}
+  void require_open() const;
+
+  Handle handle_;
+  std::string file_path_;
+  std::string name_;
+};
+
+class Dataset : public Object {
+ public:
+  Dataset() = default;
+
+  const std::vector<int64_t>& dims() const { return dims_; }
+  const TypeInfo& type() const { return type_; }
+  int rank() const { return static_cast<int>(dims_.size()); }
+  int64_t rows() const { return dims_.empty() ? 0 : dims_[0]; }
+  int64_t row_elements() const;  // product of dims()[1:]
+
+  // Throws "w.h5: /queries/block_table has type float32, expected int32" unless the stored
+  // type matches `s` (TypeInfo::matches).
+  void require_type(Scalar s) const;
+
+  // Rows [first, first + count) along the first dimension, all of the others; `out` holds
+  // count * row_elements() values. HDF5 converts byte order (and, unchecked, anything else:
+  // call require_type first where the conversion must be exact).
+  template <typename T>
+  void read_rows(int64_t first, int64_t count, T* out) const {
+    read_rows(scalar_of<T>(), first, count, out);
+  }
+  template <typename T>
+  void write_rows(int64_t first, int64_t count, const T* in) {
+    write_rows(scalar_of<T>(), first, count, in);
+  }
+  template <typename T>
+  std::vector<T> read_all() const {
+    std::vector<T> out(static_cast<std::size_t>(rows() * row_elements()));
+    read_rows(scalar_of<T>(), 0, rows(), out.data());
+    return out;
+  }
+  void read_rows(Scalar mem, int64_t first, int64_t count, void* out) const;
+  void write_rows(Scalar mem, int64_t first, int64_t count, const void* in);
+
+ private:
+  friend class File;
+  Dataset(Handle handle, std::string file_path, std::string name);
+  void check_rows(int64_t first, int64_t count, const char* verb) const;
+
+  std::vector<int64_t> dims_;
+  TypeInfo type_;
+};
+
+class File : public Object {
+ public:
+  File() = default;
+
+  // Opens an existing file. "x.h5: no such file", "x.h5: not an HDF5 file", or the HDF5 reason.
+  static File open(const std::string& path, bool writable);
+  // Creates a file; an existing one is truncated when `truncate`, else creation fails.
+  static File create(const std::string& path, bool truncate);
+
+  enum class Link { missing, dataset, other };
+  // What `name` (an absolute path such as "/kv/ckv") names in the file.
+  Link lookup(const std::string& name) const;
+
+  Dataset open_dataset(const std::string& name) const;
+  // A dataset of little-endian `type`, created with its groups, chunked by `chunk` (clamped to
+  // the dims; contiguous when a dimension is 0), uncompressed, filled with zeros.
+  Dataset create_dataset(const std::string& name, Scalar type, const std::vector<int64_t>& dims,
+                         const std::vector<int64_t>& chunk);
+
+  void flush();
+  void close();
+  bool is_open() const { return handle_.valid(); }
+
+ private:
+  File(Handle handle, std::string path) : Object(std::move(handle), std::move(path), "/") {}
+};
+
+}  // namespace dsa::io::h5
