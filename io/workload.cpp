@@ -275,6 +275,11 @@ RowStats WorkloadFile::check_contents() const {
     const int64_t step = check_chunk_rows(width * 4);
     std::vector<int32_t> table;
     schema::resize_or_fail(table, std::min(step, rows) * width, bt_ds.where());
+    // A page twice in one row's used part would give the same token ids twice: no top-k could
+    // then be free of repeats. last_row[page] = the last row that used the page.
+    std::vector<int64_t> last_row;
+    schema::resize_or_fail(last_row, m.info.num_pages, bt_ds.where());
+    std::fill(last_row.begin(), last_row.end(), int64_t{-1});
     for (int64_t first = 0; first < rows; first += step) {
       const int64_t count = std::min(step, rows - first);
       bt_ds.read_rows(first, count, table.data());
@@ -286,6 +291,11 @@ RowStats WorkloadFile::check_contents() const {
           if (row[slot] < 0 || row[slot] >= m.info.num_pages)
             fail(bt_ds.where(), " row ", r, ": page id ", row[slot], " outside [0, ",
                  m.info.num_pages, ") at page slot ", slot);
+          int64_t& last = last_row[static_cast<std::size_t>(row[slot])];
+          if (last == r)
+            fail(bt_ds.where(), " row ", r, ": page id ", row[slot], " appears twice within seq_len (again at page slot ",
+                 slot, ")");
+          last = r;
         }
       }
     }

@@ -110,7 +110,7 @@ inline SampleWorkload make_sample(int64_t rows = 10, int64_t num_pages = 6,
     if (r == 2) len = max_tokens;
     q.seq_lens.push_back(static_cast<int32_t>(len));
     for (int64_t slot = 0; slot < max_num_pages; ++slot)
-      q.block_table.push_back(static_cast<int32_t>((r * 7 + slot * 5) % num_pages));
+      q.block_table.push_back(static_cast<int32_t>((r * 7 + slot) % num_pages));  // distinct within a row
   }
   fill_u8(q.q_index, rows * kIndexHeads * kIndexHeadDim);
   std::uniform_real_distribution<float> weight(-1.0f, 1.0f);

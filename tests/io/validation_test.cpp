@@ -278,6 +278,27 @@ TEST_F(Validation, NegativePageIdInUsedPart) {
             path + ": /queries/block_table row 4: page id -3 outside [0, 6) at page slot 2");
 }
 
+TEST_F(Validation, RepeatedPageWithinSeqLen) {
+  write([](SampleWorkload& s) {
+    s.rows.seq_lens[6] = 150;            // three pages used
+    s.rows.block_table[6 * 3 + 0] = 2;
+    s.rows.block_table[6 * 3 + 1] = 4;
+    s.rows.block_table[6 * 3 + 2] = 2;   // page 2 again: its tokens would be selected twice
+  });
+  EXPECT_EQ(contents_error(Stage::indexer),
+            path + ": /queries/block_table row 6: page id 2 appears twice within seq_len (again at page slot 2)");
+}
+
+TEST_F(Validation, SamePageInDifferentRowsIsAccepted) {
+  write([](SampleWorkload& s) {
+    s.rows.seq_lens[0] = 64;
+    s.rows.seq_lens[1] = 64;
+    s.rows.block_table[0 * 3 + 0] = 3;  // a shared prefix page
+    s.rows.block_table[1 * 3 + 0] = 3;
+  });
+  EXPECT_NO_THROW(WorkloadFile(path, Stage::indexer).check_contents());
+}
+
 TEST_F(Validation, GarbagePastSeqLenIsAccepted) {
   write([](SampleWorkload& s) {
     s.rows.seq_lens[3] = 64;  // one page: slots 1 and 2 unused
