@@ -569,6 +569,8 @@ Dataset File::create_dataset(const std::string& name, Scalar type, const std::ve
   Handle lcpl(H5_CALL(H5Pcreate(H5P_LINK_CREATE), what));
   H5_CALL(H5Pset_create_intermediate_group(lcpl.id(), 1), what);
   Handle dcpl(H5_CALL(H5Pcreate(H5P_DATASET_CREATE), what));
+  // No modification times in the file: the same data must give the same bytes (dsa-gen --seed).
+  H5_CALL(H5Pset_obj_track_times(dcpl.id(), 0), what);
   // A chunk may not exceed a fixed dimension, so datasets with an empty dimension stay
   // contiguous (they hold nothing anyway).
   if (!dims.empty() && !any_zero) {

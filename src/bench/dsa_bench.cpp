@@ -28,6 +28,7 @@ const char* kUsage =
     "  both measured in this run; L2 is flushed before every timed run.\n"
     "OPERATOR: indexer | attention | all\n";
 
+#ifdef DSA_HAVE_CUDA
 std::string today() {
   const std::time_t now = std::time(nullptr);
   char buf[32];
@@ -35,7 +36,6 @@ std::string today() {
   return buf;
 }
 
-#ifdef DSA_HAVE_CUDA
 int run(const std::string& op, const dsa::bench::BenchConfig& base, bool flush_l2,
         const std::string& json_path) {
   int devices = 0;

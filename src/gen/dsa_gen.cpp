@@ -1,7 +1,7 @@
 // dsa-gen: writes a synthetic workload file (SPEC §2, §4).
 //
-// Exit codes: 0 done; 2 bad input (options, sizes, an existing file without --force);
-// 1 failure while writing. The file appears under its name only once complete.
+// Exit codes: 0 done; 2 bad input (options, sizes, an existing file without --force, no room
+// for the file); 1 failure while writing. The file appears under its name only once complete.
 #include <unistd.h>
 
 #include <algorithm>
@@ -120,6 +120,7 @@ int main(int argc, char** argv) {
       ("quiet,q", "no progress lines");
 
   dsa::gen::GenConfig config;
+  dsa::gen::WorkloadPlan plan;
   bool force = false, quiet = false;
   try {
     po::variables_map vm;
@@ -148,9 +149,8 @@ int main(int argc, char** argv) {
     config.threads = threads;
     force = vm.count("force") != 0;
     quiet = vm.count("quiet") != 0;
-    dsa::gen::validate(config);
-    if (!force && ::access(out_path.c_str(), F_OK) == 0)
-      dsa::fail("refusing to overwrite existing ", out_path, " (use --force)");
+    plan = dsa::gen::make_plan(config);
+    dsa::gen::check_output(out_path, plan, force);
   } catch (const std::exception& e) {
     std::cerr << "dsa-gen: " << e.what() << "\n";
     return 2;
@@ -177,7 +177,7 @@ int main(int argc, char** argv) {
   };
 
   try {
-    const dsa::gen::GenSummary s = dsa::gen::generate_workload(out_path, config, force, progress);
+    const dsa::gen::GenSummary s = dsa::gen::write_workload(out_path, plan, force, progress);
     std::printf("dsa-gen: wrote %s: preset %s, %lld rows in %lld batches, %lld pages "
                 "(block table width %lld), %s, seed %llu, stages %s, %.1f s\n",
                 s.path.c_str(), config.preset.c_str(), static_cast<long long>(s.rows),

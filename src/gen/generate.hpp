@@ -102,9 +102,17 @@ struct GenSummary {
 // Where generate_workload writes before the final rename ("<path>.tmp-<pid>").
 std::string temp_path_for(const std::string& path);
 
-// Writes the workload to `path` via temp_path_for(path), renamed into place once complete; on
-// any failure the temporary file is removed and the error rethrown. Refuses an existing `path`
-// unless `overwrite`. `progress` (may be empty) is called after each written chunk.
+// The checks made before anything is written: `path` is not a directory, exists only when
+// `overwrite`, and its folder has room for plan.bytes(). Throws dsa::Error with one line.
+void check_output(const std::string& path, const WorkloadPlan& plan, bool overwrite);
+
+// Writes the plan's workload to `path` via temp_path_for(path), renamed into place once
+// complete; on any failure the temporary file is removed and the error rethrown. Runs
+// check_output first. `progress` (may be empty) is called after each written chunk.
+GenSummary write_workload(const std::string& path, const WorkloadPlan& plan, bool overwrite,
+                          const ProgressFn& progress = {});
+
+// write_workload(path, make_plan(config), overwrite, progress).
 GenSummary generate_workload(const std::string& path, const GenConfig& config, bool overwrite,
                              const ProgressFn& progress = {});
 

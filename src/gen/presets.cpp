@@ -72,7 +72,7 @@ const std::vector<PresetSpec>& preset_specs() {
           "A decode trace: --rows requests (1024) over --batches steps (16); step s holds one "
           "row per request, request r has seq_len base_r + s with base_r uniform in 6144-10240 "
           "(--seq-len sets the range) and one block table for all its steps, so the steps share "
-          "the KV (about 131K pages, 10.8 GB at the defaults); sparse ids: min(seq_len, 2048) "
+          "the KV (131,568 pages, 11.4 GB at the defaults); sparse ids: min(seq_len, 2048) "
           "scattered.",
           /*batches=*/16, /*rows=*/1024, 1024,
           /*batch_rows=*/{},

@@ -51,9 +51,6 @@ class Rng {
   // does not matter here and keeps the draw count fixed).
   uint32_t below(uint64_t n) { return static_cast<uint32_t>(((next() >> 32) * n) >> 32); }
 
-  // Uniform in [0, 1) on the 2^-53 grid (exact).
-  double unit() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-
   // Approximately standard normal: Irwin-Hall sum of four 16-bit uniforms, centred and scaled
   // to unit variance (bounded at +-3.46; a bell shape is all the data needs). The integer sum
   // converts to float exactly; the one multiply rounds the same way on every IEEE machine.
