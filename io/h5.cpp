@@ -554,7 +554,7 @@ Dataset File::open_dataset(const std::string& name) const {
 }
 
 Dataset File::create_dataset(const std::string& name, Scalar type, const std::vector<int64_t>& dims,
-                             const std::vector<int64_t>& chunk) {
+                             const std::vector<int64_t>& chunk, bool allocate_now) {
   require_open();
   const std::string what = where() + ": creating " + name;
   if (dims.size() != chunk.size()) fail(what, ": chunk rank differs from the dataset's");
@@ -578,6 +578,10 @@ Dataset File::create_dataset(const std::string& name, Scalar type, const std::ve
     for (std::size_t i = 0; i < dims.size(); ++i)
       c[i] = static_cast<hsize_t>(std::clamp<int64_t>(chunk[i], 1, dims[i]));
     H5_CALL(H5Pset_chunk(dcpl.id(), static_cast<int>(c.size()), c.data()), what);
+  }
+  if (allocate_now) {
+    H5_CALL(H5Pset_alloc_time(dcpl.id(), H5D_ALLOC_TIME_EARLY), what);
+    H5_CALL(H5Pset_fill_time(dcpl.id(), H5D_FILL_TIME_NEVER), what);
   }
   const std::vector<hsize_t> extent = to_hsize(dims);
   Handle space(dims.empty()

@@ -170,8 +170,11 @@ class File : public Object {
   Dataset open_dataset(const std::string& name) const;
   // A dataset of little-endian `type`, created with its groups, chunked by `chunk` (clamped to
   // the dims; contiguous when a dimension is 0), uncompressed, filled with zeros.
+  // `allocate_now`: every chunk is placed in the file at creation (and not filled), so later
+  // writes change raw data only, never the file's metadata: a process killed mid-write then
+  // leaves a file whose structure is still the one last flushed.
   Dataset create_dataset(const std::string& name, Scalar type, const std::vector<int64_t>& dims,
-                         const std::vector<int64_t>& chunk);
+                         const std::vector<int64_t>& chunk, bool allocate_now = false);
 
   void flush();
   void close();

@@ -110,7 +110,8 @@ ResultsFile ResultsFile::create(const std::string& path, const ResultsMeta& meta
     const ResultSpec& spec = specs()[id];
     std::vector<int64_t> dims = {spec.by_batch ? meta.num_batches : meta.rows};
     for (int i = 0; i < spec.tail_rank; ++i) dims.push_back(spec.tail[static_cast<std::size_t>(i)]);
-    h5::Dataset d = f.create_dataset(spec.path, spec.type, dims, schema::row_chunks(dims, spec.type));
+    h5::Dataset d = f.create_dataset(spec.path, spec.type, dims, schema::row_chunks(dims, spec.type),
+                                     /*allocate_now=*/true);
     if (spec.dtype != nullptr) d.write_string_attribute("dtype", spec.dtype);
     m->ds[id] = std::move(d);
   }

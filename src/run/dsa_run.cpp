@@ -3,6 +3,7 @@
 
 #include "comm/world.hpp"
 #include "common/error.hpp"
+#include "src/run/interrupt.hpp"
 #include "src/run/job.hpp"
 #include "src/run/options.hpp"
 
@@ -19,6 +20,7 @@ int main(int argc, char** argv) {
   int status = 1;
   try {
     dsa::comm::MpiSession mpi(&argc, &argv);
+    dsa::run::install_stop_handlers();  // after MPI_Init, so ours are the handlers in force
     const dsa::comm::World world;
     try {
       status = dsa::run::run_job(*options, world);

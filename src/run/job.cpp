@@ -1,6 +1,7 @@
 #include "src/run/job.hpp"
 
 #include <algorithm>
+#include <filesystem>
 #include <iostream>
 #include <optional>
 #include <sstream>
@@ -14,6 +15,7 @@
 #include "src/plan/plan.hpp"
 #include "src/report/report.hpp"
 #include "src/run/backend.hpp"
+#include "src/run/interrupt.hpp"
 
 namespace dsa::run {
 namespace {
@@ -80,7 +82,7 @@ int run_job(const JobOptions& o, const comm::World& world) {
         workload.emplace(o.workload, o.stage);
         if (world.is_root()) stats = workload->check_contents();
       }))
-    return 1;
+    return kExitFailed;
   const io::WorkloadInfo& info = workload->info();
   world.broadcast(stats.seq_lens);
   world.broadcast(stats.valid_ids);
@@ -128,6 +130,7 @@ int run_job(const JobOptions& o, const comm::World& world) {
   report::JobReport report(header);
 
   std::optional<io::ResultsFile> results;
+  int64_t first_batch = 0;  // --resume: the first batch not yet on disk
   if (!collectively(world, [&] {
         if (!world.is_root()) return;
         io::ResultsMeta meta;
@@ -137,10 +140,21 @@ int run_job(const JobOptions& o, const comm::World& world) {
         meta.program_version = DSA_VERSION;
         meta.rows = info.rows;
         meta.num_batches = info.num_batches();
-        results.emplace(io::ResultsFile::create(o.results, meta, o.force));
+        if (o.resume && std::filesystem::exists(o.results)) {
+          results.emplace(io::ResultsFile::open_for_resume(o.results, meta));
+          first_batch = results->completed_batches();
+        } else {
+          results.emplace(io::ResultsFile::create(o.results, meta, o.force));
+        }
       }))
-    return 1;
-  if (world.is_root()) report.print_header(std::cout);
+    return kExitFailed;
+  first_batch = world.max(first_batch);  // only rank 0 knows it
+  if (world.is_root()) {
+    report.print_header(std::cout);
+    if (o.resume && first_batch > 0)
+      std::cout << "# resuming: " << first_batch << " of " << info.num_batches() << " batches already in "
+                << o.results << "\n";
+  }
 
   // --- 4. KV caches, once per rank. -----------------------------------------------------------
   io::KvCache kv;
@@ -156,8 +170,11 @@ int run_job(const JobOptions& o, const comm::World& world) {
   std::vector<int32_t> topk;
   std::vector<uint16_t> output;
   std::vector<float> lse;
-  for (const plan::BatchPlan& plan : plans) {
+  Watchdog watchdog(o.timeout, world.rank());
+  for (size_t b = static_cast<size_t>(first_batch); b < plans.size(); ++b) {
+    const plan::BatchPlan& plan = plans[b];
     const double t0 = report::now_seconds();
+    watchdog.arm(plan.batch);
     const int me = world.rank();
     // Rank 0 holds the whole batch (its own rows first, the others' land after them); other
     // ranks hold their own rows.
@@ -178,6 +195,7 @@ int run_job(const JobOptions& o, const comm::World& world) {
         case io::Stage::pipeline: backend->pipeline(rows, sm_scale, topk.data(), output.data(), lse.data()); break;
       }
     }
+    maybe_inject_fault(me, plan.batch, "compute");
     const std::vector<int64_t>& cuts = plan.cuts;
     if (writes_topk(o.stage)) comm::gather_rows(world, topk.data(), topk.data(), cuts, kTopK * sizeof(int32_t));
     if (writes_attention(o.stage)) {
@@ -190,6 +208,7 @@ int run_job(const JobOptions& o, const comm::World& world) {
                           writes_attention(o.stage) ? lse.data() : nullptr);
       const double seconds = report::now_seconds() - t0;
       results->write_batch(plan.batch, plan.ranks, seconds);
+      maybe_inject_fault(me, plan.batch, "write");
       results->set_completed_batches(plan.batch + 1);
       report::BatchRecord record;
       record.batch = plan.batch;
@@ -200,6 +219,20 @@ int run_job(const JobOptions& o, const comm::World& world) {
       record.seconds = seconds;
       std::ostringstream discard;
       report.batch_done(record, total_work, o.quiet ? static_cast<std::ostream&>(discard) : std::cout);
+    }
+    // A signal at any rank stops every rank here, with this batch on disk.
+    const int64_t signal = world.max(static_cast<int64_t>(stop_signal()));
+    watchdog.disarm();
+    if (signal != 0 && b + 1 < plans.size()) {
+      if (world.is_root()) {
+        results->close();
+        report.print_summary(std::cout);
+        if (!o.report.empty()) report.write_json(o.report);
+        std::cout << "stopped on " << signal_name(static_cast<int>(signal)) << " after batch " << plan.batch + 1
+                  << " of " << plans.size() << "; " << o.results << " holds " << plan.batch + 1
+                  << " complete batches: rerun with --resume to finish" << std::endl;
+      }
+      return kExitResumable;
     }
   }
 

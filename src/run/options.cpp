@@ -31,6 +31,11 @@ std::optional<JobOptions> parse_options(int argc, char** argv, std::ostream& hel
       "CPU backend threads per rank (0 = the node's cores shared among its ranks)")(
       "report", po::value(&o.report), "also write the header, per-batch figures and summary as JSON here")(
       "force", po::bool_switch(&o.force), "overwrite an existing results file")(
+      "resume", po::bool_switch(&o.resume),
+      "continue an interrupted run after the batches its results file holds (starts afresh if\n"
+      "the file does not exist; refuses a file of another workload or stage)")(
+      "timeout", po::value(&o.timeout)->default_value(0),
+      "abort the job if a batch takes longer than this many seconds on any rank (0 = never)")(
       "quiet,q", po::bool_switch(&o.quiet), "no per-batch progress lines");
 
   po::variables_map vm;
@@ -41,7 +46,11 @@ std::optional<JobOptions> parse_options(int argc, char** argv, std::ostream& hel
     throw UsageError(std::string("dsa-run: ") + e.what() + " (see --help)");
   }
   if (vm.count("help")) {
-    help_out << opts << "\nExit status: 0 done, 1 failed (the message says why), 2 bad command line.\n";
+    help_out << opts
+             << "\nSignals: on SIGTERM, SIGUSR1 or SIGINT at any rank, all ranks stop after the current batch,\n"
+                "flush the results file and exit with status 3; rerun the same command with --resume.\n"
+                "Exit status: 0 done, 1 failed (the message says why), 2 bad command line,\n"
+                "3 stopped early on a signal (resumable with --resume).\n";
     return std::nullopt;
   }
   if (o.workload.empty()) throw UsageError("dsa-run: --workload is required (see --help)");
@@ -64,6 +73,8 @@ std::optional<JobOptions> parse_options(int argc, char** argv, std::ostream& hel
     }
   }
   if (o.threads < 0) throw UsageError("dsa-run: --threads must be >= 0");
+  if (!(o.timeout >= 0)) throw UsageError("dsa-run: --timeout must be >= 0 seconds");
+  if (o.resume && o.force) throw UsageError("dsa-run: --resume and --force contradict each other");
   return o;
 }
 

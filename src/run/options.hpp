@@ -3,6 +3,7 @@
 
 #include <iosfwd>
 #include <optional>
+#include <stdexcept>
 #include <string>
 
 #include "io/workload.hpp"
@@ -16,10 +17,18 @@ struct JobOptions {
   std::string backend = "auto";  // auto | cpu | cuda
   std::string report;            // JSON report path ("" = none)
   bool force = false;
+  bool resume = false;           // continue after the results file's completed batches
+  double timeout = 0;            // seconds a batch may take on a rank before the job aborts (0 = none)
   int ranks = 0;                 // ranks per batch: 0 = auto
   int threads = 0;               // CPU threads per rank: 0 = this rank's share of the node's cores
   bool quiet = false;            // no per-batch progress lines
 };
+
+// Exit statuses of dsa-run (documented in --help and README.md).
+inline constexpr int kExitDone = 0;
+inline constexpr int kExitFailed = 1;
+inline constexpr int kExitUsage = 2;
+inline constexpr int kExitResumable = 3;  // stopped early on a signal: rerun with --resume
 
 // Thrown for a bad command line (exit status 2).
 struct UsageError : std::runtime_error {
