@@ -17,6 +17,8 @@ class Backend {
   virtual std::string name() const = 0;    // "cpu" | "cuda"
   virtual std::string device() const = 0;  // for the header: "cpu (4 threads)", "GPU 0: NVIDIA H200"
   virtual int threads() const { return 1; }
+  // What identifies the device on its host (a GPU's PCI bus id); "" for the CPU.
+  virtual std::string device_id() const { return ""; }
 
   // Called once per job with the KV caches the stage needs; `kv` outlives the backend's use.
   virtual void load_kv(const io::KvCache& kv) = 0;

@@ -50,13 +50,17 @@ class CudaBackend final : public Backend {
     DSA_CHECK_CUDA(cudaSetDevice(device_));
     cudaDeviceProp prop{};
     DSA_CHECK_CUDA(cudaGetDeviceProperties(&prop, device_));
-    name_ = "GPU " + std::to_string(device_) + ": " + prop.name;
+    char bus[32] = {};
+    DSA_CHECK_CUDA(cudaDeviceGetPCIBusId(bus, sizeof bus, device_));
+    bus_id_ = bus;
+    name_ = "GPU " + std::to_string(device_) + ": " + prop.name + " (" + bus_id_ + ")";
     DSA_CHECK_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   }
   ~CudaBackend() override { cudaStreamDestroy(stream_); }
 
   std::string name() const override { return "cuda"; }
   std::string device() const override { return name_; }
+  std::string device_id() const override { return bus_id_; }
 
   void load_kv(const io::KvCache& kv) override {
     // Checked up front so a too-large workload fails with the sizes, before any kernel runs.
@@ -150,7 +154,7 @@ class CudaBackend final : public Backend {
   }
 
   int device_;
-  std::string name_;
+  std::string name_, bus_id_;
   cudaStream_t stream_ = nullptr;
   int64_t num_pages_ = 0;
   const uint8_t* index_k_ = nullptr;

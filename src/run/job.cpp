@@ -1,6 +1,7 @@
 #include "src/run/job.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -8,6 +9,7 @@
 #include <thread>
 
 #include "comm/gather.hpp"
+#include "comm/gpu_binding.hpp"
 #include "common/error.hpp"
 #include "io/results.hpp"
 #include "io/workload.hpp"
@@ -57,15 +59,8 @@ std::unique_ptr<Backend> choose_backend(const JobOptions& o, const comm::World& 
 #ifdef DSA_HAVE_CUDA
   const int gpus = visible_cuda_devices();
   const bool every_rank_has_gpu = world.all(gpus > 0);
-  if (o.backend == "cuda" || (o.backend == "auto" && every_rank_has_gpu)) {
-    DSA_REQUIRE(gpus > 0, "dsa-run: --backend cuda but no CUDA GPU is visible on host ", world.host());
-    // One rank per GPU: the only visible one where the launcher isolated GPUs, else the local
-    // rank's own.
-    DSA_REQUIRE(world.local_size() <= gpus || gpus == 1,
-                "dsa-run: ", world.local_size(), " ranks on host ", world.host(), " but only ", gpus,
-                " GPUs visible: start one rank per GPU");
-    return make_cuda_backend(gpus == 1 ? 0 : world.local_rank());
-  }
+  if (o.backend == "cuda" || (o.backend == "auto" && every_rank_has_gpu))
+    return make_cuda_backend(comm::choose_gpu(world.local_rank(), world.local_size(), gpus, world.host()));
 #else
   DSA_REQUIRE(o.backend != "cuda", "dsa-run: --backend cuda, but this build has no CUDA backend");
 #endif
@@ -79,6 +74,7 @@ int run_job(const JobOptions& o, const comm::World& world) {
   std::optional<io::WorkloadFile> workload;
   io::RowStats stats;
   if (!collectively(world, [&] {
+        comm::check_slurm_world(world.size(), std::getenv("SLURM_NTASKS"), std::getenv("SLURM_JOB_ID"));
         workload.emplace(o.workload, o.stage);
         if (world.is_root()) stats = workload->check_contents();
       }))
@@ -89,7 +85,11 @@ int run_job(const JobOptions& o, const comm::World& world) {
 
   // --- 2. Backend and plan. -------------------------------------------------------------------
   std::unique_ptr<Backend> backend;
-  if (!collectively(world, [&] { backend = choose_backend(o, world); })) return 1;
+  if (!collectively(world, [&] {
+        backend = choose_backend(o, world);
+        if (backend->name() == "cuda") comm::check_distinct_gpus(world.hosts(), world.all_gather(backend->device_id()));
+      }))
+    return kExitFailed;
   if (!world.all(backend->name() == "cuda") && !world.all(backend->name() == "cpu")) {
     if (world.is_root()) std::cerr << "dsa-run: ranks chose different backends; pass --backend\n";
     return 1;
