@@ -1,0 +1,518 @@
+// Sparse MLA decode attention (SPEC §1.2), portable tensor-core path: mma.sync m16n8k16 bf16,
+// ldmatrix and cp.async, so one kernel runs on sm_90a and sm_100a. Memory-bound by design
+// (about 30 FLOP per byte gathered), so the work is keeping enough gathered bytes in flight.
+//
+// One block = one (row, split). The block
+//   1. compacts the row's valid ids (any slot may hold one) into shared memory, in slot order,
+//      and takes its share [lo, hi) of them: 1/splits of the valid ids, so all-padding slots
+//      cost nothing and a split's work does not depend on where the ids sit;
+//   2. streams tiles of 32 gathered tokens (ckv 1 KB + kpe 128 B per token, 16-byte cp.async,
+//      zero-filled past hi) through a kStages-deep shared-memory pipeline;
+//   3. per tile: S[16 heads, 32 tokens] = Qn Kc^T + Qp Kp^T with the 16 heads as the MMA's M
+//      dimension (exactly one m16 tile), Q held in registers as A fragments (copied in with
+//      the first tiles, then read by ldmatrix). Warp w computes tokens 8*(w%4) .. 8*(w%4)+7
+//      over one half of the 576-long dot (w/4); the two halves meet in shared memory. Then
+//      every warp takes the whole S tile, does the online softmax in the exp2 domain
+//      (sm_scale * log2 e folded in, fp32), and accumulates O[16, 64*w .. 64*w+63] += P V, the
+//      same ckv tile serving as V (ldmatrix.trans). The logits of tile i+1 are computed in the
+//      same barrier interval as the softmax and P V of tile i (logits double-buffered), so a
+//      tile costs one barrier and the two MMA streams may interleave;
+//   4. with one split: normalises and writes bf16 output and the base-2 LSE. With several, the
+//      splits of a row form one thread-block cluster: each block sends its partial of every
+//      head into the shared memory of the block that finishes that head (st.async into
+//      distributed shared memory, counted on the receiver's mbarrier), and each block combines
+//      its heads by base-2 LSE: no workspace, no second launch, no cluster barrier after the
+//      exchange.
+// A row (or split) with no valid id ends with m = -inf, l = 0 and writes zeros and -inf.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "kernels/attention/portable/sparse_mla_params.hpp"
+
+namespace dsa::cuda::attn {
+namespace dev {
+
+__device__ __forceinline__ uint32_t smem_u32(const void* ptr) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(ptr));
+}
+
+// 16-byte global -> shared copy; `valid` false zero-fills the destination and reads nothing.
+__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool valid) {
+  const int src_bytes = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int kPending>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t addr, uint32_t (&r)[4]) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t addr, uint32_t (&r)[4]) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+
+// c[16x8 f32] += a[16x16 bf16, row] * b[16x8 bf16, col]
+__device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+      "{%8, %9}, {%0, %1, %2, %3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ float exp2_approx(float x) {  // ex2.approx(-inf) = +0
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// Two floats to packed bf16x2 (round to nearest even), `lo` in the low half.
+__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+// Cluster barrier halves (sm_90+): arrive early, wait late.
+__device__ __forceinline__ void cluster_arrive_relaxed() {
+  asm volatile("barrier.cluster.arrive.relaxed.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void cluster_wait_acquire() {
+  asm volatile("barrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+}
+
+// Distributed shared memory with completion on the receiver's mbarrier (sm_90+): an 8-byte
+// store into block `rank`'s shared memory that counts its bytes on that block's mbarrier.
+__device__ __forceinline__ uint32_t map_rank(uint32_t local_smem_addr, uint32_t rank) {
+  uint32_t remote;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(local_smem_addr), "r"(rank));
+  return remote;
+}
+__device__ __forceinline__ void st_async_f32x2(uint32_t remote_addr, float a, float b, uint32_t remote_mbar) {
+  asm volatile("st.async.shared::cluster.mbarrier::complete_tx::bytes.v2.f32 [%0], {%1, %2}, [%3];\n" ::"r"(remote_addr),
+               "f"(a), "f"(b), "r"(remote_mbar)
+               : "memory");
+}
+// One arrival (the local expect_tx) plus the bytes completes the phase; remote bytes may land
+// before the expect_tx (tx-count goes negative meanwhile, the pending arrival holds the phase).
+__device__ __forceinline__ void mbar_init(uint32_t mbar) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(mbar) : "memory");
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+__device__ __forceinline__ void mbar_arrive_expect(uint32_t mbar, uint32_t tx_bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(mbar), "r"(tx_bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_wait_phase0(uint32_t mbar) {
+  uint32_t done = 0;
+  while (!done) {
+    asm volatile(
+        "{\n .reg .pred p;\n mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], 0;\n"
+        " selp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(mbar)
+        : "memory");
+  }
+}
+
+// Brings the line (and its address translation) in early, so the stores at the end of the
+// kernel do not wait for a page walk.
+__device__ __forceinline__ void prefetch_l2(const void* ptr) {
+  asm volatile("prefetch.global.L2 [%0];\n" ::"l"(ptr));
+}
+
+__device__ __forceinline__ uint32_t ldg_u32(const uint16_t* ptr) {
+  return __ldg(reinterpret_cast<const unsigned int*>(ptr));
+}
+
+// Byte offset of 16-byte chunk `chunk` of row `row` in a tile whose rows are `row_bytes` long:
+// the chunk's low 3 bits are XORed with the row's, so the 8 rows an ldmatrix reads at one chunk
+// fall in 8 different bank groups.
+__device__ __forceinline__ uint32_t swizzle(int row, int chunk, int row_bytes) {
+  return static_cast<uint32_t>(row * row_bytes + ((chunk ^ (row & 7)) << 4));
+}
+
+}  // namespace dev
+
+// kExactP: P goes to the tensor cores as bf16 hi + bf16 lo (two MMAs), about 16 significant
+// bits instead of 8, so large-magnitude V with a spread-out softmax stays within 1e-2 of the
+// float32 reference; false is the usual flash-attention rounding of P to bf16.
+template <int kStages, bool kExactP>
+__global__ void __launch_bounds__(kThreads, 1) sparse_mla_fwd_kernel(const __grid_constant__ SparseMlaParams p) {
+  static_assert(kStages >= 3, "pipeline needs three stages");
+  const float neg_inf = __int_as_float(0xff800000);
+
+  extern __shared__ __align__(128) uint8_t smem[];
+  uint8_t* stage_mem = smem;                                                    // [kStages][kStageBytes]
+  int32_t* id_list = reinterpret_cast<int32_t*>(smem + size_t(kStages) * kStageBytes);  // [2048]
+  float* s_part = reinterpret_cast<float*>(id_list + kTopK);  // [2 buffers][2 halves][16][kSPartStride]
+  int* warp_count = reinterpret_cast<int*>(s_part + kSPartFloats);             // [8]
+  // Split mode only (after a 128-byte pad): the partials the cluster's blocks send to this
+  // block, which finishes heads [split * 16/splits, (split+1) * 16/splits): row j * 16/splits + hl
+  // holds split j's unnormalised output of head h0 + hl (kOPartStride floats), then (m, l) per row.
+  float* recv_o = reinterpret_cast<float*>(warp_count + kWarps) + 2 * kHeads;
+  float* recv_ml = recv_o + kHeads * kOPartStride;
+  // The 8-byte mbarrier that counts the received bytes sits in the pad before recv_o.
+  const uint32_t recv_mbar = dev::smem_u32(recv_o) - 8;
+
+  const int tid = threadIdx.x;
+  const int warp = tid >> 5;
+  const int lane = tid & 31;
+  const int g = lane >> 2;  // fragment row (head g and g + 8)
+  const int q = lane & 3;   // fragment column pair
+  const int splits = p.splits;
+  const int split = static_cast<int>(blockIdx.x % static_cast<unsigned>(splits));
+  const int64_t row = blockIdx.x / static_cast<unsigned>(splits);
+
+  const int heads_per = kHeads / splits;  // heads this block writes
+  const int h0 = split * heads_per;
+  if (splits > 1) {
+    // The receive barrier is initialised before the cluster arrive that the senders wait for,
+    // so no byte can arrive before it exists.
+    if (tid == 0) dev::mbar_init(recv_mbar);
+    dev::cluster_arrive_relaxed();
+  }
+  // Q (16 x 576 bf16, 18 KB) lands in the last stage (free until the loop's first refill) with
+  // the first copies, in a swizzled [16][72 chunks] layout that ldmatrix reads as A fragments.
+  const uint32_t q_stage = dev::smem_u32(stage_mem) + static_cast<uint32_t>((kStages - 1) * kStageBytes);
+  for (int idx = tid; idx < kHeads * (kQkDim / 8); idx += kThreads) {
+    const int h = idx / (kQkDim / 8), c = idx % (kQkDim / 8);
+    const uint16_t* src = c < kCkvDim / 8 ? p.q_nope + (row * kHeads + h) * kCkvDim + c * 8
+                                          : p.q_pe + (row * kHeads + h) * kKpeDim + (c - kCkvDim / 8) * 8;
+    dev::cp_async_16(q_stage + dev::swizzle(h, c, kQkDim * 2), src, true);
+  }
+  dev::cp_async_commit();
+  if (tid == 0)  // first and last line of this block's output, and its lse: warms the TLB
+    dev::prefetch_l2(p.output + (row * kHeads + h0) * kCkvDim);
+  else if (tid == 32)
+    dev::prefetch_l2(p.output + (row * kHeads + h0 + heads_per) * kCkvDim - 64);
+  else if (tid == 64)
+    dev::prefetch_l2(p.lse + row * kHeads + h0);
+
+  // ---- 1. Compact the row's valid ids, in slot order. Thread t owns slots 8t .. 8t+7. --------
+  int ids[8];
+  {
+    const int4* slots = reinterpret_cast<const int4*>(p.indices + row * kTopK) + 2 * tid;
+    const int4 a = __ldg(slots);
+    const int4 b = __ldg(slots + 1);
+    ids[0] = a.x, ids[1] = a.y, ids[2] = a.z, ids[3] = a.w;
+    ids[4] = b.x, ids[5] = b.y, ids[6] = b.z, ids[7] = b.w;
+  }
+  unsigned valid_bits = 0;
+#pragma unroll
+  for (int k = 0; k < 8; ++k)
+    if (ids[k] >= 0 && ids[k] < p.num_tokens) valid_bits |= 1u << k;
+  const int my_count = __popc(valid_bits);
+  int inclusive = my_count;
+#pragma unroll
+  for (int offset = 1; offset < 32; offset <<= 1) {
+    const int t = __shfl_up_sync(0xffffffffu, inclusive, offset);
+    if (lane >= offset) inclusive += t;
+  }
+  if (lane == 31) warp_count[warp] = inclusive;
+
+  const int kh = warp >> 2;  // half of the 576-long dot product this warp scores (S phase)
+  const int jt = warp & 3;   // token group (8 tokens) of the tile this warp scores
+
+  __syncthreads();
+  int before = 0, total = 0;
+#pragma unroll
+  for (int w = 0; w < kWarps; ++w) {
+    const int c = warp_count[w];
+    before += w < warp ? c : 0;
+    total += c;
+  }
+  {
+    int pos = before + inclusive - my_count;
+#pragma unroll
+    for (int k = 0; k < 8; ++k)
+      if ((valid_bits >> k) & 1u) id_list[pos++] = ids[k];
+  }
+  // This split's share of the valid ids.
+  const int lo = static_cast<int>(int64_t(total) * split / splits);
+  const int hi = static_cast<int>(int64_t(total) * (split + 1) / splits);
+  const int count = hi - lo;
+  const int ntiles = (count + kTileTokens - 1) / kTileTokens;
+  __syncthreads();  // id_list complete
+
+  // ---- 2. Gather: tile t -> stage s. Thread t copies token row t/8: 16-byte chunks t%8 + 8k of
+  // its ckv row (k = 0..7, so 8 threads cover 128 contiguous bytes per instruction) and chunk
+  // t%8 of its kpe row: one id and one address per thread per tile. ---------------------------
+  const uint32_t stage0 = dev::smem_u32(stage_mem);
+  auto issue_tile = [&](int t, int s) {
+    const uint32_t st = stage0 + static_cast<uint32_t>(s * kStageBytes);
+    const int r = tid >> 3, ch = tid & 7;
+    const int idx = lo + t * kTileTokens + r;
+    const bool ok = idx < hi;
+    const int64_t id = ok ? id_list[idx] : 0;
+    const uint16_t* src = p.ckv + id * kCkvDim + ch * 8;
+    const uint32_t dst = st + dev::swizzle(r, ch, kCkvRowBytes);  // chunk ch + 8k lands at +128k
+#pragma unroll
+    for (int k = 0; k < kCkvRowBytes / 128; ++k) dev::cp_async_16(dst + 128 * k, src + 64 * k, ok);
+    dev::cp_async_16(st + kStageCkvBytes + dev::swizzle(r, ch, kKpeRowBytes), p.kpe + id * kKpeDim + ch * 8, ok);
+  };
+
+  // Per-lane ldmatrix offsets inside a stage for the logits, the same for every tile: pair pp
+  // (k-steps 2pp, 2pp+1) of this warp's half of the dot product, chosen without branches so the
+  // scoring of the next tile and the P V of this one stay in one basic block and interleave.
+  uint32_t s_off[9];
+  {
+    const int tr = jt * 8 + (lane & 7);  // token row this lane addresses
+    const int cl = lane >> 3;            // which of the 4 chunks (2 k-steps) it addresses
+#pragma unroll
+    for (int pp = 0; pp < 9; ++pp) {
+      const uint32_t half0 = dev::swizzle(tr, 4 * pp + cl, kCkvRowBytes);
+      const uint32_t half1 = pp < 7 ? dev::swizzle(tr, 36 + 4 * pp + cl, kCkvRowBytes)
+                                    : kStageCkvBytes + dev::swizzle(tr, 4 * (pp - 7) + cl, kKpeRowBytes);
+      s_off[pp] = kh == 0 ? half0 : half1;
+    }
+  }
+
+  // Q as MMA A fragments, filled from q_stage once the first copies have landed. Warp w covers
+  // dot-product half kh = w / 4: 576-dims [288 kh, 288 kh + 288), 18 k-steps of 16.
+  uint32_t qf[18][4];
+  const float scale_log2 = p.scale_log2;
+
+  // 3a. Partial logits of the tile in stage `st`: tokens 8*jt .. 8*jt+7, dot-product half kh,
+  // scaled to the exp2 domain, -inf past the tile's tile_n tokens, into s_buf [2 halves][16]
+  // [kSPartStride]. Four accumulators keep the MMA chains short.
+  auto score_tile = [&](uint32_t st, float* s_buf, int tile_n) {
+    float acc[4][4];
+#pragma unroll
+    for (int a = 0; a < 4; ++a) acc[a][0] = acc[a][1] = acc[a][2] = acc[a][3] = 0.f;
+#pragma unroll
+    for (int pp = 0; pp < 9; ++pp) {
+      uint32_t b[4];
+      dev::ldmatrix_x4(st + s_off[pp], b);
+      dev::mma_bf16(acc[(2 * pp) & 3], qf[2 * pp], b[0], b[1]);
+      dev::mma_bf16(acc[(2 * pp + 1) & 3], qf[2 * pp + 1], b[2], b[3]);
+    }
+    const int col = jt * 8 + 2 * q;
+    const bool ok0 = col < tile_n, ok1 = col + 1 < tile_n;
+    float v[4];
+#pragma unroll
+    for (int e = 0; e < 4; ++e) v[e] = ((acc[0][e] + acc[1][e]) + (acc[2][e] + acc[3][e])) * scale_log2;
+    float* sp = s_buf + kh * (kHeads * kSPartStride) + col;
+    *reinterpret_cast<float2*>(sp + g * kSPartStride) = make_float2(ok0 ? v[0] : neg_inf, ok1 ? v[1] : neg_inf);
+    *reinterpret_cast<float2*>(sp + (g + 8) * kSPartStride) =
+        make_float2(ok0 ? v[2] : neg_inf, ok1 ? v[3] : neg_inf);
+  };
+
+  float o[8][4];  // O[head g / g+8][64*warp + 8*nt + 2q + {0,1}]
+#pragma unroll
+  for (int nt = 0; nt < 8; ++nt) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.f;
+  float m_run[2] = {neg_inf, neg_inf};  // running max (exp2 domain) of heads g, g+8
+  float l_run[2] = {0.f, 0.f};          // this thread's part of the running sum
+
+  // 3b. Online softmax over the tile's logits in s_buf (every warp, redundantly: each needs all
+  // of P), then O[16, this warp's 64 columns] += P V with V = the tile's ckv in stage `st`.
+  auto attend_tile = [&](uint32_t st, const float* s_buf) {
+    float sv[2][4][2];  // [head g / g+8][token group mm][pair]: tokens 8*mm + 2q + {0,1}
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+#pragma unroll
+      for (int mm = 0; mm < 4; ++mm) {
+        const int col = 8 * mm + 2 * q;
+        const float* sp = s_buf + (g + 8 * r) * kSPartStride + col;
+        const float2 a = *reinterpret_cast<const float2*>(sp);
+        const float2 b = *reinterpret_cast<const float2*>(sp + kHeads * kSPartStride);
+        sv[r][mm][0] = a.x + b.x;  // masked tokens are -inf in both halves
+        sv[r][mm][1] = a.y + b.y;
+      }
+    }
+    float alpha[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float mx = neg_inf;
+#pragma unroll
+      for (int mm = 0; mm < 4; ++mm) mx = fmaxf(mx, fmaxf(sv[r][mm][0], sv[r][mm][1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_new = fmaxf(m_run[r], mx);
+      const float m_use = m_new == neg_inf ? 0.f : m_new;  // no finite logit yet: keep exp2 finite
+      alpha[r] = dev::exp2_approx(m_run[r] - m_use);
+      m_run[r] = m_new;
+      float sum = 0.f;
+#pragma unroll
+      for (int mm = 0; mm < 4; ++mm) {
+        sv[r][mm][0] = dev::exp2_approx(sv[r][mm][0] - m_use);
+        sv[r][mm][1] = dev::exp2_approx(sv[r][mm][1] - m_use);
+        sum += sv[r][mm][0] + sv[r][mm][1];
+      }
+      l_run[r] = l_run[r] * alpha[r] + sum;
+    }
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt) {
+      o[nt][0] *= alpha[0];
+      o[nt][1] *= alpha[0];
+      o[nt][2] *= alpha[1];
+      o[nt][3] *= alpha[1];
+    }
+    uint32_t pf[2][4];  // P as A fragments, k-step kk = tokens 16*kk .. 16*kk+15
+    uint32_t pl[2][4];  // kExactP: the bf16 residual P - pf
+#pragma unroll
+    for (int kk = 0; kk < 2; ++kk) {
+#pragma unroll
+      for (int f = 0; f < 4; ++f) {
+        const float* pair = sv[f & 1][2 * kk + (f >> 1)];  // regs: (g, lo k) (g+8, lo k) (g, hi k) (g+8, hi k)
+        pf[kk][f] = dev::pack_bf16x2(pair[0], pair[1]);
+        if constexpr (kExactP) {
+          const float h0 = __uint_as_float(pf[kk][f] << 16), h1 = __uint_as_float(pf[kk][f] & 0xffff0000u);
+          pl[kk][f] = dev::pack_bf16x2(pair[0] - h0, pair[1] - h1);
+        }
+      }
+    }
+#pragma unroll
+    for (int kk = 0; kk < 2; ++kk) {
+      const int tok = 16 * kk + (lane & 7) + ((lane >> 3) & 1) * 8;
+#pragma unroll
+      for (int pr = 0; pr < 4; ++pr) {
+        const int chunk = 8 * warp + 2 * pr + (lane >> 4);
+        uint32_t b[4];
+        dev::ldmatrix_x4_trans(st + dev::swizzle(tok, chunk, kCkvRowBytes), b);
+        dev::mma_bf16(o[2 * pr], pf[kk], b[0], b[1]);
+        dev::mma_bf16(o[2 * pr + 1], pf[kk], b[2], b[3]);
+        if constexpr (kExactP) {
+          dev::mma_bf16(o[2 * pr], pl[kk], b[0], b[1]);
+          dev::mma_bf16(o[2 * pr + 1], pl[kk], b[2], b[3]);
+        }
+      }
+    }
+  };
+
+  // Pipeline: tile t lands in stage t % kStages. Iteration i scores tile i+1 while it attends
+  // to tile i (logits double-buffered in s_part), so one barrier per tile suffices; loads run
+  // kStages-2 tiles ahead of the tile being scored.
+#pragma unroll
+  for (int t = 0; t < kStages - 1; ++t) {
+    if (t < ntiles) issue_tile(t, t);
+    dev::cp_async_commit();
+  }
+  if (ntiles > 0) {
+    dev::cp_async_wait<kStages - 2>();
+    __syncthreads();  // Q and tile 0 visible
+    {
+      const int hr = (lane & 7) + ((lane >> 3) & 1) * 8;  // A-fragment row this lane addresses
+#pragma unroll
+      for (int ks = 0; ks < 18; ++ks)
+        dev::ldmatrix_x4(q_stage + dev::swizzle(hr, 36 * kh + 2 * ks + (lane >> 4), kQkDim * 2), qf[ks]);
+    }
+    score_tile(stage0, s_part, min(kTileTokens, count));
+  }
+  int stage = 0;
+  for (int i = 0; i < ntiles; ++i) {
+    dev::cp_async_wait<kStages - 3>();
+    __syncthreads();  // tile i+1 visible; logits of tile i complete; every warp done with iteration i-1
+    const int next_stage = stage + 1 == kStages ? 0 : stage + 1;
+    if (i + kStages - 1 < ntiles) issue_tile(i + kStages - 1, stage == 0 ? kStages - 1 : stage - 1);
+    dev::cp_async_commit();
+    // Past the last tile this scores whatever the stage holds into a buffer nobody reads: kept
+    // unconditional so that it interleaves with attend_tile.
+    score_tile(stage0 + static_cast<uint32_t>(next_stage * kStageBytes), s_part + ((i + 1) & 1) * kSPartBufFloats,
+               min(kTileTokens, count - (i + 1) * kTileTokens));
+    attend_tile(stage0 + static_cast<uint32_t>(stage * kStageBytes), s_part + (i & 1) * kSPartBufFloats);
+    stage = next_stage;
+  }
+  dev::cp_async_wait<0>();  // only empty groups can be left; keep the invariant explicit
+
+  float l_tot[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float l = l_run[r];
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    l_tot[r] = l;
+  }
+
+  // ---- 4a. One split: normalise and write. -----------------------------------------------
+  if (splits == 1) {
+    uint16_t* out = p.output + row * (kHeads * kCkvDim);
+    const float inv0 = l_tot[0] > 0.f ? 1.f / l_tot[0] : 0.f;
+    const float inv1 = l_tot[1] > 0.f ? 1.f / l_tot[1] : 0.f;
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt) {
+      const int d = 64 * warp + 8 * nt + 2 * q;
+      *reinterpret_cast<uint32_t*>(out + g * kCkvDim + d) = dev::pack_bf16x2(o[nt][0] * inv0, o[nt][1] * inv0);
+      *reinterpret_cast<uint32_t*>(out + (g + 8) * kCkvDim + d) =
+          dev::pack_bf16x2(o[nt][2] * inv1, o[nt][3] * inv1);
+    }
+    if (warp == 0 && q == 0) {
+      p.lse[row * kHeads + g] = l_tot[0] > 0.f ? m_run[0] + log2f(l_tot[0]) : neg_inf;
+      p.lse[row * kHeads + g + 8] = l_tot[1] > 0.f ? m_run[1] + log2f(l_tot[1]) : neg_inf;
+    }
+    return;
+  }
+
+  // ---- 4b. Several splits (one cluster): each block sends its unnormalised partial of every
+  // head, with (m, l), straight into the shared memory of the block that finishes that head
+  // (st.async, counted on that block's mbarrier); each block waits for its 16 heads' worth of
+  // bytes and combines them by base-2 LSE from local memory. No cluster-wide barrier after the
+  // exchange, no device-scope fence. ---------------------------------------------------------
+  dev::cluster_wait_acquire();  // every block has started and armed its mbarrier
+  {
+    const uint32_t rank0 = static_cast<uint32_t>(g / heads_per), rank1 = static_cast<uint32_t>((g + 8) / heads_per);
+    const int row0 = split * heads_per + g % heads_per, row1 = split * heads_per + (g + 8) % heads_per;
+    const uint32_t dst0 = dev::map_rank(dev::smem_u32(recv_o + row0 * kOPartStride), rank0);
+    const uint32_t dst1 = dev::map_rank(dev::smem_u32(recv_o + row1 * kOPartStride), rank1);
+    const uint32_t bar0 = dev::map_rank(recv_mbar, rank0), bar1 = dev::map_rank(recv_mbar, rank1);
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt) {
+      const uint32_t d = static_cast<uint32_t>(64 * warp + 8 * nt + 2 * q) * 4;
+      dev::st_async_f32x2(dst0 + d, o[nt][0], o[nt][1], bar0);
+      dev::st_async_f32x2(dst1 + d, o[nt][2], o[nt][3], bar1);
+    }
+    if (warp == 0 && q == 0) {
+      dev::st_async_f32x2(dev::map_rank(dev::smem_u32(recv_ml + 2 * row0), rank0), m_run[0], l_tot[0], bar0);
+      dev::st_async_f32x2(dev::map_rank(dev::smem_u32(recv_ml + 2 * row1), rank1), m_run[1], l_tot[1], bar1);
+    }
+  }
+  // Every block receives 16/splits heads from each of the splits blocks: always 16 rows of
+  // [512 floats + (m, l)].
+  if (tid == 0) dev::mbar_arrive_expect(recv_mbar, kHeads * (kCkvDim + 2) * 4);
+  dev::mbar_wait_phase0(recv_mbar);  // all partials of our heads have landed
+
+  constexpr int kQuads = kCkvDim / 4;
+  uint16_t* out = p.output + row * (kHeads * kCkvDim);
+  for (int item = tid; item < heads_per * kQuads; item += kThreads) {
+    const int hl = item / kQuads;
+    const int d = 4 * (item % kQuads);
+    float m_max = neg_inf;
+#pragma unroll
+    for (int j = 0; j < kMaxSplits; ++j)
+      if (j < splits) m_max = fmaxf(m_max, recv_ml[2 * (j * heads_per + hl)]);
+    float l_sum = 0.f;
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+    for (int j = 0; j < kMaxSplits; ++j) {
+      if (j < splits) {
+        const float mj = recv_ml[2 * (j * heads_per + hl)];
+        const float w = mj == neg_inf ? 0.f : dev::exp2_approx(mj - m_max);  // empty split: weight 0
+        l_sum += w * recv_ml[2 * (j * heads_per + hl) + 1];
+        const float4 v = *reinterpret_cast<const float4*>(recv_o + (j * heads_per + hl) * kOPartStride + d);
+        acc.x += w * v.x;
+        acc.y += w * v.y;
+        acc.z += w * v.z;
+        acc.w += w * v.w;
+      }
+    }
+    const float inv = l_sum > 0.f ? 1.f / l_sum : 0.f;
+    uint2 packed;
+    packed.x = dev::pack_bf16x2(acc.x * inv, acc.y * inv);
+    packed.y = dev::pack_bf16x2(acc.z * inv, acc.w * inv);
+    const int h = h0 + hl;
+    *reinterpret_cast<uint2*>(out + h * kCkvDim + d) = packed;
+    if (d == 0) p.lse[row * kHeads + h] = l_sum > 0.f ? m_max + log2f(l_sum) : neg_inf;
+  }
+}
+
+}  // namespace dsa::cuda::attn
