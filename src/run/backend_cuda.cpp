@@ -67,8 +67,8 @@ class CudaBackend final : public Backend {
     const size_t need = kv.index_k.size() + 2 * (kv.ckv.size() + kv.kpe.size());
     size_t free_bytes = 0, total = 0;
     DSA_CHECK_CUDA(cudaMemGetInfo(&free_bytes, &total));
-    DSA_REQUIRE(need < free_bytes, "dsa-run: the KV caches need ", need / 1e9, " GB on ", name_, ", which has ",
-                free_bytes / 1e9, " GB free");
+    DSA_REQUIRE(need < free_bytes, "dsa-run: the KV caches need ", double(need) / 1e9, " GB on ", name_, ", which has ",
+                double(free_bytes) / 1e9, " GB free");
     num_pages_ = kv.num_pages;
     index_k_ = index_k_buf_.upload(kv.index_k, stream_);
     ckv_ = ckv_buf_.upload(kv.ckv, stream_);

@@ -185,7 +185,7 @@ int run_job(const JobOptions& o, const comm::World& world) {
       output.assign(static_cast<size_t>(held) * kHeads * kCkvDim, 0);
       lse.assign(static_cast<size_t>(held) * kHeads, 0.f);
     }
-    if (my_rows > 0) {
+    if (my_rows > 0) try {
       const io::QueryRows rows = workload->read_rows(plan.begin(me), my_rows);
       switch (o.stage) {
         case io::Stage::indexer: backend->indexer(rows, topk.data()); break;
@@ -194,6 +194,12 @@ int run_job(const JobOptions& o, const comm::World& world) {
           break;
         case io::Stage::pipeline: backend->pipeline(rows, sm_scale, topk.data(), output.data(), lse.data()); break;
       }
+    } catch (const Error& e) {
+      // Name the batch and rows: "[rank 1] batch 3 (rows 96..127): kernel.cu:88: ... failed: ...".
+      std::string what = e.what();
+      const std::string prefix = rank_prefix();
+      if (what.compare(0, prefix.size(), prefix) == 0) what.erase(0, prefix.size());
+      fail("batch ", plan.batch, " (rows ", plan.begin(me), "..", plan.end(me) - 1, "): ", what);
     }
     maybe_inject_fault(me, plan.batch, "compute");
     const std::vector<int64_t>& cuts = plan.cuts;
