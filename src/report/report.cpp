@@ -31,6 +31,27 @@ std::string duration_text(double s) {
 }
 }  // namespace
 
+TimeSplit& TimeSplit::operator+=(const TimeSplit& o) {
+  read += o.read;
+  upload += o.upload;
+  index += o.index;
+  attend += o.attend;
+  download += o.download;
+  other += o.other;
+  gather += o.gather;
+  write += o.write;
+  idle += o.idle;
+  return *this;
+}
+
+namespace {
+nlohmann::json split_json(const TimeSplit& t) {
+  return {{"read", t.read},     {"upload", t.upload}, {"index", t.index},
+          {"attend", t.attend}, {"download", t.download}, {"other", t.other},
+          {"gather", t.gather}, {"write", t.write},   {"idle", t.idle}, {"total", t.total()}};
+}
+}  // namespace
+
 JobReport::JobReport(JobHeader header) : header_(std::move(header)), start_(now_seconds()) {}
 
 double JobReport::elapsed() const { return now_seconds() - start_; }
@@ -83,6 +104,23 @@ void JobReport::print_summary(std::ostream& out) const {
                 static_cast<long long>(rows), records_.size(), batch_seconds,
                 batch_seconds > 0 ? double(rows) / batch_seconds : 0.0, setup_seconds_, elapsed());
   out << line;
+  TimeSplit t;
+  for (const BatchRecord& r : records_) t += r.split;
+  const double total = t.total();
+  if (total > 0) {
+    const std::pair<const char*, double> parts[] = {{"read", t.read},     {"upload", t.upload}, {"index", t.index},
+                                                    {"attend", t.attend}, {"download", t.download},
+                                                    {"other", t.other},   {"gather", t.gather}, {"write", t.write},
+                                                    {"idle", t.idle}};
+    out << "time on rank 0:";
+    for (const auto& [name, seconds] : parts) {
+      if (seconds < 5e-4) continue;  // below the printed precision
+      std::snprintf(line, sizeof line, " %s %.3f s (%.0f%%),", name, seconds, 100.0 * seconds / total);
+      out << line;
+    }
+    std::snprintf(line, sizeof line, " together %.3f s\n", total);
+    out << line;
+  }
   out.flush();
 }
 
@@ -90,13 +128,16 @@ void JobReport::write_json(const std::string& path) const {
   nlohmann::json batches = nlohmann::json::array();
   int64_t rows = 0;
   double batch_seconds = 0;
+  TimeSplit split;
   for (const BatchRecord& r : records_) {
+    split += r.split;
     batches.push_back({{"batch", r.batch},
                        {"rows", r.rows},
                        {"ranks", r.ranks},
                        {"work", r.work},
                        {"predicted_seconds", r.predicted_seconds},
-                       {"seconds", r.seconds}});
+                       {"seconds", r.seconds},
+                       {"split", split_json(r.split)}});
     rows += r.rows;
     batch_seconds += r.seconds;
   }
@@ -124,6 +165,7 @@ void JobReport::write_json(const std::string& path) const {
         {"batch_seconds", batch_seconds},
         {"rows_per_second", batch_seconds > 0 ? double(rows) / batch_seconds : 0.0},
         {"setup_seconds", setup_seconds_},
+        {"split", split_json(split)},
         {"total_seconds", elapsed()}}}};
   std::ofstream f(path);
   DSA_REQUIRE(f.good(), path, ": cannot write the report");

@@ -29,6 +29,14 @@ struct JobHeader {
   std::string rank_policy;      // "auto" or a number
 };
 
+// Where a batch's wall time went on rank 0. The parts are measured back to back, so they add
+// up to the batch's wall time; "other" is what the backend did outside its own timed phases.
+struct TimeSplit {
+  double read = 0, upload = 0, index = 0, attend = 0, download = 0, other = 0, gather = 0, write = 0, idle = 0;
+  double total() const { return read + upload + index + attend + download + other + gather + write + idle; }
+  TimeSplit& operator+=(const TimeSplit& o);
+};
+
 struct BatchRecord {
   int64_t batch = 0;
   int64_t rows = 0;
@@ -36,6 +44,7 @@ struct BatchRecord {
   double work = 0;               // planner work units
   double predicted_seconds = 0;
   double seconds = 0;            // wall time of the batch on rank 0 (compute + gather + write)
+  TimeSplit split;               // rank 0's wall time, idle included
 };
 
 class JobReport {

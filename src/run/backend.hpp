@@ -11,6 +11,11 @@
 
 namespace dsa::run {
 
+// Seconds the last indexer/attention/pipeline call spent in each phase.
+struct ComputeTimes {
+  double upload = 0, index = 0, attend = 0, download = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -31,10 +36,10 @@ class Backend {
 
   // Indexer then attention on its top-k: topk [count, 2048], output, lse out. A GPU backend
   // keeps the indices on the device between the two.
-  virtual void pipeline(const io::QueryRows& rows, float sm_scale, int32_t* topk, uint16_t* output, float* lse) {
-    indexer(rows, topk);
-    attention(rows, topk, sm_scale, output, lse);
-  }
+  virtual void pipeline(const io::QueryRows& rows, float sm_scale, int32_t* topk, uint16_t* output, float* lse) = 0;
+
+  // Phase times of the last call (each backend measures its own phases).
+  virtual ComputeTimes last_times() const = 0;
 
   // Rough cost of one planner work unit on this backend, for the adaptive rank choice.
   virtual plan::CostModel cost_model() const = 0;

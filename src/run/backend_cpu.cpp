@@ -4,6 +4,7 @@
 #include "common/error.hpp"
 #include "kernels/reference/attention.hpp"
 #include "kernels/reference/indexer.hpp"
+#include "src/report/report.hpp"
 #include "src/run/backend.hpp"
 
 namespace dsa::run {
@@ -33,7 +34,10 @@ class CpuBackend final : public Backend {
     for (int64_t r = 0; r < rows.count; ++r)
       p.max_seq_len = std::max(p.max_seq_len, rows.seq_lens[static_cast<size_t>(r)]);
     p.topk_indices = topk;
+    const double t0 = report::now_seconds();
     ref::indexer(p, threads_);
+    times_ = ComputeTimes{};
+    times_.index = report::now_seconds() - t0;
   }
 
   void attention(const io::QueryRows& rows, const int32_t* sparse_indices, float sm_scale, uint16_t* output,
@@ -50,8 +54,20 @@ class CpuBackend final : public Backend {
     p.sm_scale = sm_scale;
     p.output = output;
     p.lse = lse;
+    const double t0 = report::now_seconds();
     ref::attention(p, threads_);
+    times_ = ComputeTimes{};
+    times_.attend = report::now_seconds() - t0;
   }
+
+  void pipeline(const io::QueryRows& rows, float sm_scale, int32_t* topk, uint16_t* output, float* lse) override {
+    indexer(rows, topk);
+    const double index = times_.index;
+    attention(rows, topk, sm_scale, output, lse);
+    times_.index = index;
+  }
+
+  ComputeTimes last_times() const override { return times_; }
 
   plan::CostModel cost_model() const override {
     // Scoring one token costs ~16K FLOP; a core of the reference does a few GFLOP/s.
@@ -66,6 +82,7 @@ class CpuBackend final : public Backend {
  private:
   int threads_;
   const io::KvCache* kv_ = nullptr;
+  ComputeTimes times_;
 };
 
 }  // namespace

@@ -55,8 +55,12 @@ class CudaBackend final : public Backend {
     bus_id_ = bus;
     name_ = "GPU " + std::to_string(device_) + ": " + prop.name + " (" + bus_id_ + ")";
     DSA_CHECK_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    for (cudaEvent_t& e : events_) DSA_CHECK_CUDA(cudaEventCreate(&e));
   }
-  ~CudaBackend() override { cudaStreamDestroy(stream_); }
+  ~CudaBackend() override {
+    for (cudaEvent_t e : events_) cudaEventDestroy(e);
+    cudaStreamDestroy(stream_);
+  }
 
   std::string name() const override { return "cuda"; }
   std::string device() const override { return name_; }
@@ -77,30 +81,49 @@ class CudaBackend final : public Backend {
   }
 
   void indexer(const io::QueryRows& rows, int32_t* topk) override {
-    run_indexer(rows);
+    begin();
+    upload_indexer_inputs(rows);
+    mark(Phase::upload);
+    launch_indexer(rows);
+    mark(Phase::index);
     download(topk, d_topk_, rows.count * kTopK);
-    DSA_CHECK_CUDA(cudaStreamSynchronize(stream_));
+    mark(Phase::download);
+    finish();
   }
 
   void attention(const io::QueryRows& rows, const int32_t* sparse_indices, float sm_scale, uint16_t* output,
                  float* lse) override {
+    begin();
     int32_t* ids = static_cast<int32_t*>(topk_buf_.reserve(size_t(rows.count) * kTopK * sizeof(int32_t)));
     DSA_CHECK_CUDA(cudaMemcpyAsync(ids, sparse_indices, size_t(rows.count) * kTopK * sizeof(int32_t),
                                    cudaMemcpyHostToDevice, stream_));
-    run_attention(rows, ids, sm_scale);
+    upload_attention_inputs(rows);
+    mark(Phase::upload);
+    launch_attention(rows, ids, sm_scale);
+    mark(Phase::attend);
     download(output, d_output_, rows.count * kHeads * kCkvDim);
     download(lse, d_lse_, rows.count * kHeads);
-    DSA_CHECK_CUDA(cudaStreamSynchronize(stream_));
+    mark(Phase::download);
+    finish();
   }
 
   void pipeline(const io::QueryRows& rows, float sm_scale, int32_t* topk, uint16_t* output, float* lse) override {
-    run_indexer(rows);
-    run_attention(rows, d_topk_, sm_scale);  // the indices stay on the device
+    begin();
+    upload_indexer_inputs(rows);
+    upload_attention_inputs(rows);
+    mark(Phase::upload);
+    launch_indexer(rows);
+    mark(Phase::index);
+    launch_attention(rows, d_topk_, sm_scale);  // the indices stay on the device
+    mark(Phase::attend);
     download(topk, d_topk_, rows.count * kTopK);
     download(output, d_output_, rows.count * kHeads * kCkvDim);
     download(lse, d_lse_, rows.count * kHeads);
-    DSA_CHECK_CUDA(cudaStreamSynchronize(stream_));
+    mark(Phase::download);
+    finish();
   }
+
+  ComputeTimes last_times() const override { return times_; }
 
   plan::CostModel cost_model() const override {
     // Placeholder figures until calibration: ~4 TB/s over ~132 B per scored token.
@@ -113,39 +136,72 @@ class CudaBackend final : public Backend {
   }
 
  private:
-  void run_indexer(const io::QueryRows& rows) {
-    IndexerParams p;
-    p.index_k = index_k_;
-    p.num_pages = num_pages_;
-    p.q_index = q_index_buf_.upload(rows.q_index, stream_);
-    p.weights = weights_buf_.upload(rows.weights, stream_);
-    p.seq_lens = seq_lens_buf_.upload(rows.seq_lens, stream_);
-    p.block_table = block_table_buf_.upload(rows.block_table, stream_);
-    p.max_num_pages = rows.max_num_pages;
-    p.rows = rows.count;
-    p.max_seq_len = rows.seq_lens.empty() ? 0 : *std::max_element(rows.seq_lens.begin(), rows.seq_lens.end());
-    d_topk_ = static_cast<int32_t*>(topk_buf_.reserve(size_t(rows.count) * kTopK * sizeof(int32_t)));
-    p.topk_indices = d_topk_;
-    const size_t ws = cuda::indexer_workspace_bytes(p.rows, p.max_seq_len);
-    cuda::indexer(p, workspace_.reserve(std::max<size_t>(ws, 1)), ws, stream_);
+  void upload_indexer_inputs(const io::QueryRows& rows) {
+    ip_ = IndexerParams{};
+    ip_.index_k = index_k_;
+    ip_.num_pages = num_pages_;
+    ip_.q_index = q_index_buf_.upload(rows.q_index, stream_);
+    ip_.weights = weights_buf_.upload(rows.weights, stream_);
+    ip_.seq_lens = seq_lens_buf_.upload(rows.seq_lens, stream_);
+    ip_.block_table = block_table_buf_.upload(rows.block_table, stream_);
+    ip_.max_num_pages = rows.max_num_pages;
+    ip_.rows = rows.count;
+    ip_.max_seq_len = rows.seq_lens.empty() ? 0 : *std::max_element(rows.seq_lens.begin(), rows.seq_lens.end());
   }
 
-  void run_attention(const io::QueryRows& rows, const int32_t* ids, float sm_scale) {
-    AttentionParams p;
-    p.q_nope = q_nope_buf_.upload(rows.q_nope, stream_);
-    p.q_pe = q_pe_buf_.upload(rows.q_pe, stream_);
-    p.ckv = ckv_;
-    p.kpe = kpe_;
-    p.num_pages = num_pages_;
-    p.sparse_indices = ids;
-    p.rows = rows.count;
-    p.sm_scale = sm_scale;
+  void launch_indexer(const io::QueryRows& rows) {
+    d_topk_ = static_cast<int32_t*>(topk_buf_.reserve(size_t(rows.count) * kTopK * sizeof(int32_t)));
+    ip_.topk_indices = d_topk_;
+    const size_t ws = cuda::indexer_workspace_bytes(ip_.rows, ip_.max_seq_len);
+    cuda::indexer(ip_, workspace_.reserve(std::max<size_t>(ws, 1)), ws, stream_);
+  }
+
+  void upload_attention_inputs(const io::QueryRows& rows) {
+    ap_ = AttentionParams{};
+    ap_.q_nope = q_nope_buf_.upload(rows.q_nope, stream_);
+    ap_.q_pe = q_pe_buf_.upload(rows.q_pe, stream_);
+  }
+
+  void launch_attention(const io::QueryRows& rows, const int32_t* ids, float sm_scale) {
+    ap_.ckv = ckv_;
+    ap_.kpe = kpe_;
+    ap_.num_pages = num_pages_;
+    ap_.sparse_indices = ids;
+    ap_.rows = rows.count;
+    ap_.sm_scale = sm_scale;
     d_output_ = static_cast<uint16_t*>(output_buf_.reserve(size_t(rows.count) * kHeads * kCkvDim * 2));
     d_lse_ = static_cast<float*>(lse_buf_.reserve(size_t(rows.count) * kHeads * sizeof(float)));
-    p.output = d_output_;
-    p.lse = d_lse_;
-    const size_t ws = cuda::attention_workspace_bytes(p.rows);
-    cuda::attention(p, attention_ws_.reserve(std::max<size_t>(ws, 1)), ws, stream_);
+    ap_.output = d_output_;
+    ap_.lse = d_lse_;
+    const size_t ws = cuda::attention_workspace_bytes(ap_.rows);
+    cuda::attention(ap_, attention_ws_.reserve(std::max<size_t>(ws, 1)), ws, stream_);
+  }
+
+  // Phase timing with events on the stream: begin(), mark() after each phase, finish() waits
+  // for the stream and turns the marks into ComputeTimes.
+  enum class Phase { upload, index, attend, download };
+  void begin() {
+    marks_ = 0;
+    DSA_CHECK_CUDA(cudaEventRecord(events_[0], stream_));
+  }
+  void mark(Phase phase) {
+    phases_[marks_] = phase;
+    DSA_CHECK_CUDA(cudaEventRecord(events_[++marks_], stream_));
+  }
+  void finish() {
+    DSA_CHECK_CUDA(cudaStreamSynchronize(stream_));
+    times_ = ComputeTimes{};
+    for (int i = 0; i < marks_; ++i) {
+      float ms = 0;
+      DSA_CHECK_CUDA(cudaEventElapsedTime(&ms, events_[i], events_[i + 1]));
+      const double s = double(ms) * 1e-3;
+      switch (phases_[i]) {
+        case Phase::upload: times_.upload += s; break;
+        case Phase::index: times_.index += s; break;
+        case Phase::attend: times_.attend += s; break;
+        case Phase::download: times_.download += s; break;
+      }
+    }
   }
 
   template <typename T>
@@ -166,6 +222,12 @@ class CudaBackend final : public Backend {
   DeviceBuffer index_k_buf_, ckv_buf_, kpe_buf_;
   DeviceBuffer q_index_buf_, weights_buf_, seq_lens_buf_, block_table_buf_, q_nope_buf_, q_pe_buf_;
   DeviceBuffer topk_buf_, output_buf_, lse_buf_, workspace_, attention_ws_;
+  IndexerParams ip_;
+  AttentionParams ap_;
+  cudaEvent_t events_[5] = {};
+  Phase phases_[4] = {};
+  int marks_ = 0;
+  ComputeTimes times_;
 };
 
 }  // namespace

@@ -171,6 +171,7 @@ int run_job(const JobOptions& o, const comm::World& world) {
   std::vector<uint16_t> output;
   std::vector<float> lse;
   Watchdog watchdog(o.timeout, world.rank());
+  int64_t stop = 0;  // the signal all ranks agreed to stop on (0 = none)
   for (size_t b = static_cast<size_t>(first_batch); b < plans.size(); ++b) {
     const plan::BatchPlan& plan = plans[b];
     const double t0 = report::now_seconds();
@@ -185,8 +186,16 @@ int run_job(const JobOptions& o, const comm::World& world) {
       output.assign(static_cast<size_t>(held) * kHeads * kCkvDim, 0);
       lse.assign(static_cast<size_t>(held) * kHeads, 0.f);
     }
+    report::TimeSplit split;
+    double t_mark = t0;
+    auto lap = [&t_mark] {  // seconds since the previous lap
+      const double now = report::now_seconds(), dt = now - t_mark;
+      t_mark = now;
+      return dt;
+    };
     if (my_rows > 0) try {
       const io::QueryRows rows = workload->read_rows(plan.begin(me), my_rows);
+      split.read = lap();
       switch (o.stage) {
         case io::Stage::indexer: backend->indexer(rows, topk.data()); break;
         case io::Stage::attention:
@@ -201,6 +210,14 @@ int run_job(const JobOptions& o, const comm::World& world) {
       if (what.compare(0, prefix.size(), prefix) == 0) what.erase(0, prefix.size());
       fail("batch ", plan.batch, " (rows ", plan.begin(me), "..", plan.end(me) - 1, "): ", what);
     }
+    if (my_rows > 0) {
+      const ComputeTimes c = backend->last_times();
+      split.upload = c.upload;
+      split.index = c.index;
+      split.attend = c.attend;
+      split.download = c.download;
+      split.other = std::max(0.0, lap() - (c.upload + c.index + c.attend + c.download));
+    }
     maybe_inject_fault(me, plan.batch, "compute");
     const std::vector<int64_t>& cuts = plan.cuts;
     if (writes_topk(o.stage)) comm::gather_rows(world, topk.data(), topk.data(), cuts, kTopK * sizeof(int32_t));
@@ -208,6 +225,7 @@ int run_job(const JobOptions& o, const comm::World& world) {
       comm::gather_rows(world, output.data(), output.data(), cuts, kHeads * kCkvDim * sizeof(uint16_t));
       comm::gather_rows(world, lse.data(), lse.data(), cuts, kHeads * sizeof(float));
     }
+    split.gather = lap();
     if (world.is_root()) {
       results->write_rows(plan.first_row, plan.rows, writes_topk(o.stage) ? topk.data() : nullptr,
                           writes_attention(o.stage) ? output.data() : nullptr,
@@ -216,6 +234,7 @@ int run_job(const JobOptions& o, const comm::World& world) {
       results->write_batch(plan.batch, plan.ranks, seconds);
       maybe_inject_fault(me, plan.batch, "write");
       results->set_completed_batches(plan.batch + 1);
+      split.write = lap();
       report::BatchRecord record;
       record.batch = plan.batch;
       record.rows = plan.rows;
@@ -223,11 +242,19 @@ int run_job(const JobOptions& o, const comm::World& world) {
       record.work = plan.work;
       record.predicted_seconds = plan.predicted_seconds;
       record.seconds = seconds;
+      // Idle: waiting for the other ranks at the end of the batch (the agreement below), and
+      // the progress line, counted before they happen so the record can carry them.
+      const int64_t signal_seen = world.max(static_cast<int64_t>(stop_signal()));
+      stop = signal_seen;
+      split.idle = lap();
+      record.split = split;
       std::ostringstream discard;
       report.batch_done(record, total_work, o.quiet ? static_cast<std::ostream&>(discard) : std::cout);
+    } else {
+      stop = world.max(static_cast<int64_t>(stop_signal()));
     }
     // A signal at any rank stops every rank here, with this batch on disk.
-    const int64_t signal = world.max(static_cast<int64_t>(stop_signal()));
+    const int64_t signal = stop;
     watchdog.disarm();
     if (signal != 0 && b + 1 < plans.size()) {
       if (world.is_root()) {
