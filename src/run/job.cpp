@@ -14,6 +14,7 @@
 #include "io/results.hpp"
 #include "io/workload.hpp"
 #include "kernels/shapes.hpp"
+#include "src/import/fib_trace.hpp"
 #include "src/plan/plan.hpp"
 #include "src/report/report.hpp"
 #include "src/run/backend.hpp"
@@ -67,16 +68,30 @@ std::unique_ptr<Backend> choose_backend(const JobOptions& o, const comm::World& 
   return make_cpu_backend(threads);
 }
 
+// The JSON report and the FlashInfer-Bench traces, as far as the job got (rank 0).
+void write_reports(const JobOptions& o, const report::JobHeader& header, const report::JobReport& report,
+                   const std::vector<import::BatchTag>& fib_tags) {
+  if (!o.report.empty()) report.write_json(o.report);
+  if (!o.fib_traces.empty()) import::write_fib_traces(o.fib_traces, header, report.batches(), fib_tags);
+}
+
 }  // namespace
 
 int run_job(const JobOptions& o, const comm::World& world) {
   // --- 1. Open and check the workload (structure on every rank, contents on rank 0). ---------
   std::optional<io::WorkloadFile> workload;
   io::RowStats stats;
+  std::vector<import::BatchTag> fib_tags;  // rank 0, with --fib-traces
   if (!collectively(world, [&] {
         comm::check_slurm_world(world.size(), std::getenv("SLURM_NTASKS"), std::getenv("SLURM_JOB_ID"));
         workload.emplace(o.workload, o.stage);
-        if (world.is_root()) stats = workload->check_contents();
+        if (world.is_root()) {
+          stats = workload->check_contents();
+          if (!o.fib_traces.empty()) {
+            fib_tags = import::read_batch_tags(o.workload);
+            import::check_trace_stage(fib_tags, io::stage_name(o.stage));
+          }
+        }
       }))
     return kExitFailed;
   const io::WorkloadInfo& info = workload->info();
@@ -260,7 +275,7 @@ int run_job(const JobOptions& o, const comm::World& world) {
       if (world.is_root()) {
         results->close();
         report.print_summary(std::cout);
-        if (!o.report.empty()) report.write_json(o.report);
+        write_reports(o, header, report, fib_tags);
         std::cout << "stopped on " << signal_name(static_cast<int>(signal)) << " after batch " << plan.batch + 1
                   << " of " << plans.size() << "; " << o.results << " holds " << plan.batch + 1
                   << " complete batches: rerun with --resume to finish" << std::endl;
@@ -273,7 +288,7 @@ int run_job(const JobOptions& o, const comm::World& world) {
   if (world.is_root()) {
     results->close();
     report.print_summary(std::cout);
-    if (!o.report.empty()) report.write_json(o.report);
+    write_reports(o, header, report, fib_tags);
   }
   return 0;
 }

@@ -30,6 +30,9 @@ std::optional<JobOptions> parse_options(int argc, char** argv, std::ostream& hel
       "threads", po::value(&o.threads)->default_value(0),
       "CPU backend threads per rank (0 = the node's cores shared among its ranks)")(
       "report", po::value(&o.report), "also write the header, per-batch figures and summary as JSON here")(
+      "fib-traces", po::value(&o.fib_traces),
+      "also write one FlashInfer-Bench trace per batch (JSONL) here; the workload must come from\n"
+      "dsa-import, and the stage must be its definition's (indexer or attention)")(
       "force", po::bool_switch(&o.force), "overwrite an existing results file")(
       "resume", po::bool_switch(&o.resume),
       "continue an interrupted run after the batches its results file holds (starts afresh if\n"

@@ -16,6 +16,7 @@ struct JobOptions {
   io::Stage stage = io::Stage::pipeline;
   std::string backend = "auto";  // auto | cpu | cuda
   std::string report;            // JSON report path ("" = none)
+  std::string fib_traces;        // FlashInfer-Bench trace JSONL path ("" = none; dsa-import workloads)
   bool force = false;
   bool resume = false;           // continue after the results file's completed batches
   double timeout = 0;            // seconds a batch may take on a rank before the job aborts (0 = none)
