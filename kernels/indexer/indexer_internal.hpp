@@ -1,0 +1,55 @@
+// Variants of the CUDA indexer for tests and benchmarks: force one scores path, or run one phase
+// alone (scores only, to time the top-k share; top-k only, over scores already in the workspace).
+// dsa::cuda::indexer() is indexer_run() with the defaults.
+#pragma once
+
+#include <cstddef>
+
+#include <cuda_runtime_api.h>
+
+#include "kernels/params.hpp"
+
+namespace dsa::cuda {
+
+enum class IndexerScoresPath {
+  kAuto,       // the default for the device (see indexer.cu: kDefaultSm90Path)
+  kPortable,   // mma.sync m16n8k32 e4m3 (sm_89+); fp32 accumulation
+  kWgmma,      // wgmma m64n64k32 e4m3 (sm_90a only); the tensor cores' reduced-precision
+               // accumulation: about 1e-2 of the products' magnitude, enough to fail the SPEC
+               // top-k criterion on about 1 long row in 1000 (measured)
+  kWgmmaF16,   // wgmma m64n64k16 f16 on fp8 converted in registers (sm_90a only); fp32
+               // accumulation. Compiled but NOT YET RUN on a GPU (see docs/benchmarks/indexer.md)
+};
+
+struct IndexerRunOptions {
+  IndexerScoresPath path = IndexerScoresPath::kAuto;
+  bool run_scores = true;
+  bool run_topk = true;
+  int stages = 0;            // scores pipeline depth in pages (0 = the default)
+  int topk_cluster = 0;      // blocks per row in the top-k (1, 2, 4, 8; 0 = the fewest whose shared memory holds the row)
+  int topk_variant = -1;     // -1 = the default; 0 = gather the threshold bin's keys in one block
+                             // (per-bin slot cursors); 1 = resolve it with cluster-summed histograms
+  bool pdl = true;           // launch top-k as the programmatic dependent of the scores kernel
+  bool stream_only = false;  // diagnostic: the scores kernel streams the pages and computes nothing
+  long long* topk_debug = nullptr;    // diagnostic: device buffer of 4 x 12 clock64 stamps (top-k phases)
+  long long* scores_debug = nullptr;  // diagnostic: device buffer of 4 x 8 clock64 stamps (scores start-up)
+};
+
+void indexer_run(const IndexerParams& p, void* workspace, size_t workspace_bytes, cudaStream_t stream,
+                 const IndexerRunOptions& options);
+
+// The path kAuto resolves to on the current device.
+IndexerScoresPath indexer_default_path();
+const char* indexer_path_name(IndexerScoresPath path);
+
+// How the launcher splits a call (for reports): scores grid blocks, top-k cluster size, whether
+// top-k keys live in shared memory.
+struct IndexerLaunchShape {
+  int scores_grid = 0;
+  int scores_stages = 0;
+  int topk_cluster = 0;
+  bool topk_smem_keys = false;
+};
+IndexerLaunchShape indexer_launch_shape(int64_t rows, int32_t max_seq_len, int64_t max_num_pages);
+
+}  // namespace dsa::cuda

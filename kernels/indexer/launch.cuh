@@ -1,0 +1,29 @@
+// Kernel launchers of the indexer, one per compiled specialisation (scores_portable.cu,
+// scores_sm90.cu, topk.cu), called by indexer.cu. Each sets the shared-memory attribute it needs,
+// launches on `stream` and checks the launch.
+#pragma once
+
+#include <cstddef>
+
+#include <cuda_runtime.h>
+
+#include "kernels/indexer/scores.cuh"
+#include "kernels/indexer/topk.cuh"
+
+namespace dsa::cuda::idx {
+
+inline constexpr int kScoreGroups = 2;  // consumer warpgroups per scores block
+
+void launch_scores_portable(const ScoresArgs& args, int grid, size_t smem_bytes, cudaStream_t stream);
+void launch_scores_wgmma(const ScoresArgs& args, int grid, size_t smem_bytes, cudaStream_t stream);
+void launch_scores_wgmma_f16(const ScoresArgs& args, int grid, size_t smem_bytes, cudaStream_t stream);
+
+// grid = rows * cluster blocks, clusters of `cluster` blocks (1..8) along x. `after_scores`:
+// launched as the programmatic dependent of the scores kernel just before it in the stream.
+void launch_topk(const TopkArgs& args, int64_t rows, int cluster, bool smem_keys, size_t smem_bytes,
+                 bool after_scores, cudaStream_t stream);
+
+// Raises a kernel's dynamic shared-memory limit to `bytes` on the current device (cached).
+void ensure_smem_limit(const void* kernel, int slot, size_t bytes);
+
+}  // namespace dsa::cuda::idx
