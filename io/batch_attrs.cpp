@@ -84,7 +84,7 @@ BatchAttributes read_batch_attributes(const std::string& path) {
       ok = ec == std::errc() && ptr == last && index >= 0 && valid_key(name.substr(0, open));
     }
     if (!ok)
-      fail(ds.where(), ": attribute \"", name, "\" is not named <key>[<batch>]");
+      fail(ds.where(), ": attribute \"", h5::printable(name), "\" is not named <key>[<batch>]");
     if (index >= n)
       fail(ds.where(), ": attribute \"", name, "\" names batch ", index, ", but the file has ", n,
            " batches");

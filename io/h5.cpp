@@ -2,8 +2,12 @@
 
 #include <hdf5.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -42,7 +46,7 @@ std::string h5_error_text() {
       },
       &text);
   H5Eclear2(H5E_DEFAULT);
-  return text.empty() ? std::string("HDF5 gave no reason") : text;
+  return text.empty() ? std::string("HDF5 gave no reason") : printable(text);
 }
 
 // A checked HDF5 call, reported like DSA_CHECK_H5 (file:line and the call, through
@@ -138,10 +142,49 @@ std::vector<hsize_t> to_hsize(const std::vector<int64_t>& dims) {
   return {dims.begin(), dims.end()};
 }
 
+// External links are never followed: a workload or results file holds its own objects, and a
+// hostile file must not make us open other files (or devices) by name.
+herr_t refuse_external_link(const char*, const char*, const char*, const char*, unsigned*, hid_t,
+                            void*) {
+  return -1;
+}
+
+Handle link_access_plist(const std::string& where) {
+  Handle lapl(H5_CALL(H5Pcreate(H5P_LINK_ACCESS), where));
+  H5_CALL(H5Pset_elink_cb(lapl.id(), refuse_external_link, nullptr), where);
+  return lapl;
+}
+
 Handle dataset_access_plist(const std::string& where) {
   Handle dapl(H5_CALL(H5Pcreate(H5P_DATASET_ACCESS), where));
   H5_CALL(H5Pset_chunk_cache(dapl.id(), kChunkCacheSlots, kChunkCacheBytes, 1.0), where);
+  H5_CALL(H5Pset_elink_cb(dapl.id(), refuse_external_link, nullptr), where);
   return dapl;
+}
+
+// Longest fixed-length string attribute we read (HDF5 allows 4 GiB).
+constexpr std::size_t kMaxStringAttributeBytes = std::size_t{1} << 20;
+
+// The machine's physical memory, the default allocation limit.
+int64_t physical_memory_bytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES);
+  const long page_size = sysconf(_SC_PAGE_SIZE);
+  int64_t bytes = 0;
+  if (pages <= 0 || page_size <= 0 || __builtin_mul_overflow(int64_t{pages}, int64_t{page_size}, &bytes))
+    return std::numeric_limits<int64_t>::max();
+  return bytes;
+}
+
+std::atomic<int64_t> g_allocation_limit{0};  // 0: the machine's memory
+
+// The HDF5 file signature, which H5Fis_hdf5 looks for at offsets 0, 512, 1024, 2048, ...
+bool has_hdf5_signature(const unsigned char* data, std::size_t size) {
+  static constexpr unsigned char kSignature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+  for (std::size_t offset = 0; offset <= size && size - offset >= sizeof kSignature;
+       offset = offset == 0 ? 512 : offset * 2) {
+    if (std::memcmp(data + offset, kSignature, sizeof kSignature) == 0) return true;
+  }
+  return false;
 }
 
 // A scalar dataspace for the attributes we write.
@@ -182,6 +225,43 @@ std::size_t scalar_size(Scalar s) {
   return 0;
 }
 
+int64_t allocation_limit() {
+  const int64_t limit = g_allocation_limit.load();
+  return limit > 0 ? limit : physical_memory_bytes();
+}
+
+void set_allocation_limit(int64_t bytes) { g_allocation_limit.store(bytes > 0 ? bytes : 0); }
+
+std::string bytes_text(int64_t bytes) {
+  constexpr const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  if (bytes < 1024) return std::to_string(bytes) + " bytes";
+  double value = static_cast<double>(bytes);
+  int unit = -1;
+  while (value >= 1024.0 && unit < 5) {
+    value /= 1024.0;
+    ++unit;
+  }
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f %s", value, kUnits[unit]);
+  return text;
+}
+
+void check_allocation(int64_t elements, std::size_t element_size, const std::string& where) {
+  const int64_t limit = allocation_limit();
+  int64_t bytes = 0;
+  const bool overflow =
+      elements < 0 || __builtin_mul_overflow(elements, static_cast<int64_t>(element_size), &bytes);
+  if (overflow || bytes > limit) {
+    const std::string limit_text =
+        bytes_text(limit) + (g_allocation_limit.load() > 0 ? "" : " (the machine's memory)");
+    if (overflow)
+      fail(where, ": cannot allocate ", elements, " elements of ", element_size,
+           " bytes, more than the read limit of ", limit_text);
+    fail(where, ": cannot allocate ", bytes_text(bytes), " (", bytes,
+         " bytes), more than the read limit of ", limit_text);
+  }
+}
+
 std::string library_version() {
   unsigned major = 0, minor = 0, release = 0;
   if (H5get_libversion(&major, &minor, &release) < 0) return "unknown";
@@ -201,6 +281,68 @@ bool TypeInfo::matches(Scalar s) const {
       return cls == Class::floating && size == scalar_size(s);
   }
   return false;
+}
+
+namespace {
+
+// Length of the well-formed UTF-8 sequence at text[i] (Unicode Table 3-7), or 0.
+std::size_t utf8_sequence(const std::string& text, std::size_t i) {
+  auto at = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char c = at(i);
+  std::size_t n = 0;
+  unsigned char lo = 0x80, hi = 0xBF;  // range of the second byte
+  if (c >= 0xC2 && c <= 0xDF) n = 2;
+  else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+  } else {
+    return 0;
+  }
+  if (text.size() - i < n || at(i + 1) < lo || at(i + 1) > hi) return 0;
+  for (std::size_t k = 2; k < n; ++k)
+    if (at(i + k) < 0x80 || at(i + k) > 0xBF) return 0;
+  return n;
+}
+
+}  // namespace
+
+std::string printable(const std::string& text, std::size_t max_chars) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size();) {
+    if (out.size() >= max_chars) {
+      out += "...";
+      break;
+    }
+    const auto c = static_cast<unsigned char>(text[i]);
+    const std::size_t n = c >= 0x80 ? utf8_sequence(text, i) : 1;
+    if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if (c == '\t') out += "\\t";
+    else if (c < 0x20 || c == 0x7F || n == 0) {  // control characters, bytes that are not UTF-8
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", c);
+      out += hex;
+    } else {
+      out.append(text, i, n);
+      i += n;
+      continue;
+    }
+    ++i;
+  }
+  return out;
+}
+
+std::string range_text(int64_t first, int64_t count) {
+  int64_t end = 0;
+  if (__builtin_add_overflow(first, count, &end))
+    return "[" + std::to_string(first) + ", " + std::to_string(first) + " + " +
+           std::to_string(count) + ")";
+  return "[" + std::to_string(first) + ", " + std::to_string(end) + ")";
 }
 
 std::string shape_text(const std::vector<int64_t>& dims) {
@@ -344,6 +486,9 @@ std::string Object::read_string_attribute(const std::string& attr) const {
   }
 
   // Fixed length: the file's own string type serves as the memory type.
+  if (info.size > kMaxStringAttributeBytes)
+    fail(what, " is a string of ", info.size, " bytes, longer than the ",
+         kMaxStringAttributeBytes, " this program reads");
   std::string value(info.size, '\0');
   H5_CALL(H5Aread(a.id(), type.id(), value.data()), what);
   if (H5Tget_strpad(type.id()) == H5T_STR_SPACEPAD) {
@@ -433,6 +578,31 @@ Dataset::Dataset(Handle handle, std::string file_path, std::string name)
     dims_.push_back(static_cast<int64_t>(d));
   }
   for (const int64_t d : dims_) bytes = checked_mul(bytes, d, where(), dims_);
+
+  // Where the data lives: in this file only (no external raw-data files, no virtual dataset
+  // mapping other files), in chunks a read can afford to allocate.
+  Handle dcpl(H5_CALL(H5Dget_create_plist(handle_.id()), where()));
+  const H5D_layout_t layout = H5Pget_layout(dcpl.id());
+  if (layout == H5D_VIRTUAL)
+    fail(where(), " is a virtual dataset (its data lives in other files); this program reads "
+                  "datasets stored in the file itself");
+  if (layout != H5D_COMPACT && layout != H5D_CONTIGUOUS && layout != H5D_CHUNKED)
+    fail(where(), " has an unknown storage layout");
+  if (H5_CALL(H5Pget_external_count(dcpl.id()), where()) > 0)
+    fail(where(), " keeps its data in external files; this program reads datasets stored in the "
+                  "file itself");
+  if (layout == H5D_CHUNKED && rank > 0) {
+    std::vector<hsize_t> chunk(static_cast<std::size_t>(rank));
+    if (H5_CALL(H5Pget_chunk(dcpl.id(), rank, chunk.data()), where()) != rank)
+      fail(where(), ": chunk rank differs from the dataset's");
+    int64_t chunk_elements = 1;
+    bool overflow = false;
+    for (const hsize_t c : chunk)
+      overflow = overflow || c > static_cast<hsize_t>(std::numeric_limits<int64_t>::max()) ||
+                 __builtin_mul_overflow(chunk_elements, static_cast<int64_t>(c), &chunk_elements);
+    if (overflow) fail(where(), ": chunk shape is too large");
+    check_allocation(chunk_elements, type_.size, where() + ": one chunk");
+  }
 }
 
 int64_t Dataset::row_elements() const {
@@ -450,7 +620,7 @@ void Dataset::check_rows(int64_t first, int64_t count, const char* verb) const {
   require_open();
   if (dims_.empty()) fail(where(), ": cannot ", verb, " rows of a scalar dataset");
   if (first < 0 || count < 0 || first > dims_[0] || count > dims_[0] - first)
-    fail(where(), ": cannot ", verb, " rows [", first, ", ", first + count, "), the dataset has ",
+    fail(where(), ": cannot ", verb, " rows ", range_text(first, count), ", the dataset has ",
          dims_[0], " rows");
 }
 
@@ -477,7 +647,7 @@ std::pair<Handle, Handle> row_spaces(hid_t dataset, const std::vector<int64_t>& 
 void Dataset::read_rows(Scalar mem, int64_t first, int64_t count, void* out) const {
   check_rows(first, count, "read");
   if (count == 0 || row_elements() == 0) return;
-  const std::string what = concat(where(), ": reading rows [", first, ", ", first + count, ")");
+  const std::string what = concat(where(), ": reading rows ", range_text(first, count));
   auto [file_space, mem_space] = row_spaces(handle_.id(), dims_, first, count, what);
   H5_CALL(H5Dread(handle_.id(), native_type(mem), mem_space.id(), file_space.id(), H5P_DEFAULT,
                   out),
@@ -487,7 +657,7 @@ void Dataset::read_rows(Scalar mem, int64_t first, int64_t count, void* out) con
 void Dataset::write_rows(Scalar mem, int64_t first, int64_t count, const void* in) {
   check_rows(first, count, "write");
   if (count == 0 || row_elements() == 0) return;
-  const std::string what = concat(where(), ": writing rows [", first, ", ", first + count, ")");
+  const std::string what = concat(where(), ": writing rows ", range_text(first, count));
   auto [file_space, mem_space] = row_spaces(handle_.id(), dims_, first, count, what);
   H5_CALL(H5Dwrite(handle_.id(), native_type(mem), mem_space.id(), file_space.id(), H5P_DEFAULT,
                    in),
@@ -526,22 +696,88 @@ File File::create(const std::string& path, bool truncate) {
   return File(Handle(file), path);
 }
 
-File::Link File::lookup(const std::string& name) const {
+File File::open_image(const void* data, std::size_t size, const std::string& name) {
+  silence_hdf5();
+  if (data == nullptr || size == 0 ||
+      !has_hdf5_signature(static_cast<const unsigned char*>(data), size))
+    fail(name, ": not an HDF5 file");
+  // The core driver opens the image under a name that must not exist on disk (it refuses one
+  // that does), and that no other open image shares (HDF5 would take them for the same file).
+  static std::atomic<uint64_t> counter{0};
+  std::string internal;
+  do {
+    internal = "<dsa memory image " + std::to_string(counter.fetch_add(1)) + ">";
+  } while (std::filesystem::exists(internal));
+  const std::string what = name + ": opening a file image";
+  Handle fapl(H5_CALL(H5Pcreate(H5P_FILE_ACCESS), what));
+  H5_CALL(H5Pset_fapl_core(fapl.id(), std::size_t{1} << 16, /*backing_store=*/0), what);
+  H5_CALL(H5Pset_file_image(fapl.id(), const_cast<void*>(data), size), what);
+  const hid_t file = H5Fopen(internal.c_str(), H5F_ACC_RDONLY, fapl.id());
+  if (file < 0) fail(name, ": cannot open: ", h5_error_text());
+  return File(Handle(file), name);
+}
+
+File::Link File::lookup(const std::string& name) const { return resolve(name).kind; }
+
+File::LinkInfo File::resolve(const std::string& name) const {
   require_open();
   if (name.empty() || name[0] != '/') fail(where(), ": dataset path ", name, " is not absolute");
-  // Walk "/kv", then "/kv/ckv": H5Lexists needs every parent to exist.
+  const Handle lapl = link_access_plist(where());
+  LinkInfo out;
+  // Walk "/kv", then "/kv/ckv": H5Lexists needs every parent to exist. Each link on the way is
+  // looked at before it is followed: soft links must resolve, external ones are not followed.
   std::size_t pos = 0;
   while (true) {
     pos = name.find('/', pos + 1);
-    const std::string prefix = name.substr(0, pos);
-    const std::string what = where() + ": " + prefix;
-    if (H5_CALL(H5Lexists(handle_.id(), prefix.c_str(), H5P_DEFAULT), what) == 0 ||
-        H5_CALL(H5Oexists_by_name(handle_.id(), prefix.c_str(), H5P_DEFAULT), what) == 0)
-      return Link::missing;
-    Handle object(H5_CALL(H5Oopen(handle_.id(), prefix.c_str(), H5P_DEFAULT), what));
+    out.at = name.substr(0, pos);
+    const char* prefix = out.at.c_str();
+    const std::string what = where() + ": " + out.at;
+    if (H5_CALL(H5Lexists(handle_.id(), prefix, lapl.id()), what) == 0) {
+      out.kind = Link::missing;
+      return out;
+    }
+    H5L_info_t link{};
+    H5_CALL(H5Lget_info(handle_.id(), prefix, &link, lapl.id()), what);
+    if (link.type == H5L_TYPE_SOFT || link.type == H5L_TYPE_EXTERNAL) {
+      // The link's value: a path (soft), or flags, a file name and a path (external).
+      std::vector<char> value(std::min<std::size_t>(link.u.val_size, 1u << 16) + 1, '\0');
+      H5_CALL(H5Lget_val(handle_.id(), prefix, value.data(), value.size() - 1, lapl.id()), what);
+      if (link.type == H5L_TYPE_SOFT) {
+        out.target = printable(std::string(value.data(), strnlen(value.data(), value.size())));
+      } else {
+        const char* file = nullptr;
+        const char* object = nullptr;
+        unsigned flags = 0;
+        if (H5Lunpack_elink_val(value.data(), value.size() - 1, &flags, &file, &object) >= 0 &&
+            file != nullptr && object != nullptr)
+          out.target = printable(std::string(file) + ":" + object);
+        H5Eclear2(H5E_DEFAULT);
+      }
+    }
+    if (link.type != H5L_TYPE_HARD && link.type != H5L_TYPE_SOFT) {
+      out.kind = Link::external;
+      return out;
+    }
+    const htri_t exists = H5Oexists_by_name(handle_.id(), prefix, lapl.id());
+    if (exists < 0 && link.type == H5L_TYPE_SOFT)  // a loop, or a path through another file
+      fail(what, " is a soft link to ", out.target, ", which cannot be followed: ", h5_error_text());
+    if (exists < 0)
+      fail_call(__FILE__, __LINE__, "H5Oexists_by_name(file, path, lapl)", what + ": " + h5_error_text());
+    if (exists == 0) {
+      out.kind = link.type == H5L_TYPE_SOFT ? Link::dangling : Link::missing;
+      return out;
+    }
+    Handle object(H5_CALL(H5Oopen(handle_.id(), prefix, lapl.id()), what));
     const H5I_type_t type = H5Iget_type(object.id());
-    if (pos == std::string::npos) return type == H5I_DATASET ? Link::dataset : Link::other;
-    if (type != H5I_GROUP) return Link::missing;
+    if (pos == std::string::npos) {
+      out.kind = type == H5I_DATASET ? Link::dataset : Link::other;
+      return out;
+    }
+    if (type != H5I_GROUP) {  // "/queries" is a dataset: "/queries/seq_lens" cannot exist
+      out.kind = Link::other;
+      return out;
+    }
+    out.target.clear();
   }
 }
 

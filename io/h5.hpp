@@ -39,6 +39,19 @@ std::size_t scalar_size(Scalar s);
 // "1.10.8": the version of the HDF5 library linked in.
 std::string library_version();
 
+// The most bytes the io layer allocates for one read (a dataset's rows, a whole KV cache, the
+// per-row stats of a check); also the largest chunk a dataset may declare, since reading one
+// allocates it whole. A larger request is refused with a message naming the dataset and both
+// sizes, before anything is allocated: a file that declares absurd sizes gets a reason, not an
+// out-of-memory kill. Default: the machine's physical memory. `bytes` <= 0 restores it.
+int64_t allocation_limit();
+void set_allocation_limit(int64_t bytes);
+// Throws "<where>: cannot allocate 3.0 GiB (3221225472 bytes), more than the read limit of
+// 2.0 GiB (the machine's memory)" when `elements` of `element_size` bytes exceed the limit.
+void check_allocation(int64_t elements, std::size_t element_size, const std::string& where);
+// "512 bytes", "1.5 MiB", "3.0 GiB": for messages.
+std::string bytes_text(int64_t bytes);
+
 // The type of a dataset or attribute as the file stores it.
 struct TypeInfo {
   enum class Class { integer, floating, string, other };
@@ -53,6 +66,12 @@ struct TypeInfo {
 
 // "[3, 64, 128]"
 std::string shape_text(const std::vector<int64_t>& dims);
+// "[8, 11)" for rows 8, 9, 10 (first + count spelled out where it would overflow).
+std::string range_text(int64_t first, int64_t count);
+// Text read from a file, fit for a one-line message: control characters as \n, \t, \xNN,
+// and cut to `max_chars` bytes with "..." after. Every message that shows a string from a
+// file (an attribute's value, a link's target, HDF5's own reason) passes it through this.
+std::string printable(const std::string& text, std::size_t max_chars = 200);
 
 // Owns one HDF5 identifier of any kind and closes it with the matching H5?close.
 class Handle {
@@ -138,7 +157,9 @@ class Dataset : public Object {
   }
   template <typename T>
   std::vector<T> read_all() const {
-    std::vector<T> out(static_cast<std::size_t>(rows() * row_elements()));
+    const int64_t n = rows() * row_elements();
+    check_allocation(n, sizeof(T), where());
+    std::vector<T> out(static_cast<std::size_t>(n));
     read_rows(scalar_of<T>(), 0, rows(), out.data());
     return out;
   }
@@ -160,12 +181,27 @@ class File : public Object {
 
   // Opens an existing file. "x.h5: no such file", "x.h5: not an HDF5 file", or the HDF5 reason.
   static File open(const std::string& path, bool writable);
+  // Opens an HDF5 file image held in memory, read-only (HDF5's core driver; the bytes are
+  // copied, nothing touches the disk). `name` stands for the path in messages and in
+  // file_path(). "name: not an HDF5 file" where the bytes hold no HDF5 signature.
+  static File open_image(const void* data, std::size_t size, const std::string& name);
   // Creates a file; an existing one is truncated when `truncate`, else creation fails.
   static File create(const std::string& path, bool truncate);
 
-  enum class Link { missing, dataset, other };
+  // other: the path names something that is not a dataset (a group, a named type), or one of
+  // its parents is not a group. dangling: a soft link on the path names nothing. external: a
+  // link on the path leads to another file (or is a user-defined link); it is never followed.
+  enum class Link { missing, dataset, other, dangling, external };
   // What `name` (an absolute path such as "/kv/ckv") names in the file.
   Link lookup(const std::string& name) const;
+
+  struct LinkInfo {
+    Link kind = Link::missing;
+    std::string at;      // the path prefix where the walk stopped ("/kv" for "/kv/ckv")
+    std::string target;  // dangling / external: what the link points to
+  };
+  // lookup() with the details messages need: which component was a dangling or external link.
+  LinkInfo resolve(const std::string& name) const;
 
   Dataset open_dataset(const std::string& name) const;
   // A dataset of little-endian `type`, created with its groups, chunked by `chunk` (clamped to

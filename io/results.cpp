@@ -129,11 +129,12 @@ ResultsFile ResultsFile::open_for_resume(const std::string& path, const ResultsM
 
   const std::string stage = f.read_string_attribute("stage");
   if (stage != stage_name(meta.stage))
-    fail(path, ": holds results of stage ", stage, ", this run's stage is ",
+    fail(path, ": holds results of stage ", h5::printable(stage), ", this run's stage is ",
          stage_name(meta.stage));
   const std::string workload = f.read_string_attribute("workload");
   if (!same_workload(workload, meta.workload_path))
-    fail(path, ": holds results for workload ", workload, ", this run reads ", meta.workload_path);
+    fail(path, ": holds results for workload ", h5::printable(workload), ", this run reads ",
+         meta.workload_path);
 
   for (int id = 0; id < kNumResults; ++id) {
     if (!stage_writes(meta.stage, static_cast<ResultId>(id))) continue;

@@ -13,7 +13,7 @@ void check_format(const h5::File& file, const char* format) {
     fail(file.where(), ": not a DSA file (no dsa_format attribute; expected \"", format, "\")");
   const std::string found = file.read_string_attribute("dsa_format");
   if (found != format)
-    fail(file.where(), ": dsa_format is \"", found, "\", expected \"", format, "\"");
+    fail(file.where(), ": dsa_format is \"", h5::printable(found), "\", expected \"", format, "\"");
   const int64_t version = file.read_int_attribute("format_version");
   if (version != kFormatVersion)
     fail(file.where(), ": unknown format_version ", version, ", this program reads ",
@@ -28,7 +28,7 @@ void check_dataset(const h5::Dataset& ds, h5::Scalar type, const char* dtype,
       fail(ds.where(), " lacks its dtype attribute (expected \"", dtype, "\")");
     const std::string found = ds.read_string_attribute("dtype");
     if (found != dtype)
-      fail(ds.where(), ": dtype attribute is \"", found, "\", expected \"", dtype, "\"");
+      fail(ds.where(), ": dtype attribute is \"", h5::printable(found), "\", expected \"", dtype, "\"");
   }
   bool ok = ds.rank() == static_cast<int>(tail.size()) + 1;
   for (std::size_t i = 0; ok && i < tail.size(); ++i) {

@@ -28,9 +28,11 @@ void check_dataset(const h5::Dataset& ds, h5::Scalar type, const char* dtype,
 // Chunk shape for a dataset read and written by rows: whole rows, about 1 MiB per chunk.
 std::vector<int64_t> row_chunks(const std::vector<int64_t>& dims, h5::Scalar type);
 
-// Sizes `v` to `n` elements, turning an allocation failure into a dsa::Error naming `what`.
+// Sizes `v` to `n` elements, refusing sizes over h5::allocation_limit() and turning an
+// allocation failure into a dsa::Error naming `what`.
 template <typename T>
 void resize_or_fail(std::vector<T>& v, int64_t n, const std::string& what) {
+  h5::check_allocation(n, sizeof(T), what);
   try {
     v.resize(static_cast<std::size_t>(n));
   } catch (const std::bad_alloc&) {

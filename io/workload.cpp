@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
+#include <limits>
 #include <optional>
+#include <span>
 
 #include "common/error.hpp"
 #include "io/h5.hpp"
@@ -125,7 +128,106 @@ int64_t check_chunk_rows(int64_t row_bytes) {
 
 using DatasetSlots = std::array<std::optional<h5::Dataset>, kNumDatasets>;
 
+// ---- NaN and Inf -------------------------------------------------------------------------------
+
+// Counts of one kind of value in one dataset; becomes a RowStats::nonfinite entry when not zero.
+struct Tally {
+  int64_t nan = 0;
+  int64_t inf = 0;
+  int64_t first_row = -1;
+
+  void add(int64_t row, int64_t nans, int64_t infs) {
+    if (nans + infs == 0) return;
+    if (first_row < 0) first_row = row;
+    nan += nans;
+    inf += infs;
+  }
+  void report(const h5::Dataset& d, const char* values, RowStats& stats) const {
+    if (nan + inf == 0) return;
+    NonFinite entry;
+    entry.dataset = d.name();
+    entry.values = values;
+    entry.nan = nan;
+    entry.inf = inf;
+    entry.first_row = first_row;
+    stats.nonfinite.push_back(std::move(entry));
+  }
+};
+
+// bf16: exponent all ones; a zero mantissa is +-Inf, any other NaN.
+// (Rows hold at most 64 x 512 values, as the structure checks made sure: 32-bit counts do.)
+void count_bf16(int64_t row, std::span<const uint16_t> v, Tally& t) {
+  uint32_t special = 0;
+  for (const uint16_t x : v) special += (x & 0x7F80u) == 0x7F80u ? 1u : 0u;
+  if (special == 0) return;  // the common case: one vectorised pass
+  uint32_t nans = 0;
+  for (const uint16_t x : v) nans += (x & 0x7FFFu) > 0x7F80u ? 1u : 0u;
+  t.add(row, nans, int64_t{special} - nans);
+}
+
+// e4m3fn: S.1111.111 is NaN; there are no infinities.
+void count_e4m3(int64_t row, std::span<const uint8_t> v, Tally& t) {
+  uint32_t nans = 0;
+  for (const uint8_t x : v) nans += (x & 0x7Fu) == 0x7Fu ? 1u : 0u;
+  t.add(row, nans, 0);
+}
+
+void count_f32_bits(uint32_t bits, int64_t& nans, int64_t& infs) {
+  if ((bits & 0x7F800000u) != 0x7F800000u) return;
+  if ((bits & 0x007FFFFFu) != 0) ++nans;
+  else ++infs;
+}
+
+void count_f32(int64_t row, std::span<const float> v, Tally& t) {
+  int64_t nans = 0, infs = 0;
+  for (const float x : v) {
+    uint32_t bits = 0;
+    std::memcpy(&bits, &x, sizeof bits);
+    count_f32_bits(bits, nans, infs);
+  }
+  t.add(row, nans, infs);
+}
+
+// One /kv/index_k page: e4m3 values, then little-endian float32 scales (SPEC §1.1).
+void count_index_page(int64_t page, std::span<const uint8_t> v, Tally& fp8, Tally& scales) {
+  count_e4m3(page, v.first(kIndexPageFp8Bytes), fp8);
+  int64_t nans = 0, infs = 0;
+  for (std::size_t i = kIndexPageFp8Bytes; i + 4 <= v.size(); i += 4) {
+    const uint32_t bits = uint32_t{v[i]} | uint32_t{v[i + 1]} << 8 | uint32_t{v[i + 2]} << 16 |
+                          uint32_t{v[i + 3]} << 24;
+    count_f32_bits(bits, nans, infs);
+  }
+  scales.add(page, nans, infs);
+}
+
+// Calls row_fn(row, values of that row) for every row of `d`, reading bounded chunks.
+template <typename T, typename RowFn>
+void scan_rows(const h5::Dataset& d, RowFn&& row_fn) {
+  const int64_t rows = d.rows();
+  const int64_t per_row = d.row_elements();
+  if (rows == 0 || per_row == 0) return;
+  const int64_t step = check_chunk_rows(per_row * static_cast<int64_t>(sizeof(T)));
+  std::vector<T> chunk;
+  schema::resize_or_fail(chunk, std::min(step, rows) * per_row, d.where());
+  for (int64_t first = 0; first < rows; first += step) {
+    const int64_t count = std::min(step, rows - first);
+    d.read_rows(first, count, chunk.data());
+    for (int64_t i = 0; i < count; ++i)
+      row_fn(first + i, std::span<const T>(chunk.data() + i * per_row,
+                                           static_cast<std::size_t>(per_row)));
+  }
+}
+
 }  // namespace
+
+std::string NonFinite::text() const {
+  std::string out = dataset + ": ";
+  if (nan > 0) out += std::to_string(nan) + " NaN";
+  if (inf > 0) out += std::string(nan > 0 ? ", " : "") + std::to_string(inf) + " Inf";
+  out += values == "float32 scales" ? " in its float32 scales" : " (" + values + ")";
+  out += dataset.rfind("/kv/", 0) == 0 ? ", first in page " : ", first in row ";
+  return out + std::to_string(first_row);
+}
 
 // ---- Stages --------------------------------------------------------------------------------
 
@@ -146,6 +248,9 @@ const char* stage_name(Stage stage) {
 }
 
 std::string hdf5_library_version() { return h5::library_version(); }
+
+int64_t read_limit_bytes() { return h5::allocation_limit(); }
+void set_read_limit_bytes(int64_t bytes) { h5::set_allocation_limit(bytes); }
 
 bool stage_needs_indexer_data(Stage stage) { return stage != Stage::attention; }
 bool stage_needs_attention_data(Stage stage) { return stage != Stage::indexer; }
@@ -192,8 +297,19 @@ void WorkloadFile::Impl::open_and_check() {
   std::string missing;
   for (int id = 0; id < kNumDatasets; ++id) {
     const DatasetSpec& spec = specs()[id];
-    const h5::File::Link link = file.lookup(spec.path);
-    if (link == h5::File::Link::other) fail(path, ": ", spec.path, " is not a dataset");
+    const h5::File::LinkInfo found = file.resolve(spec.path);
+    const h5::File::Link link = found.kind;
+    // Messages name the dataset, and the part of its path at fault where that is a parent.
+    const std::string at = found.at == spec.path ? std::string(spec.path)
+                                                 : std::string(spec.path) + ": " + found.at;
+    if (link == h5::File::Link::other)
+      fail(path, ": ", at, found.at == spec.path ? " is not a dataset" : " is not a group");
+    if (link == h5::File::Link::dangling)
+      fail(path, ": ", at, " is a soft link to ", found.target, ", which names nothing");
+    if (link == h5::File::Link::external)
+      fail(path, ": ", at, " is an external link",
+           found.target.empty() ? std::string() : " (to " + found.target + ")",
+           "; links to other files are not followed");
     if (link == h5::File::Link::dataset) {
       ds[id] = file.open_dataset(spec.path);
       info.datasets.emplace_back(spec.path);
@@ -244,6 +360,18 @@ WorkloadFile::WorkloadFile(const std::string& path, Stage stage) : impl_(std::ma
   impl_->open_and_check();
 }
 
+WorkloadFile::WorkloadFile(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+WorkloadFile WorkloadFile::from_image(const void* data, std::size_t size, Stage stage,
+                                      const std::string& name) {
+  auto impl = std::make_unique<Impl>();
+  impl->info.path = name;
+  impl->stage = stage;
+  impl->file = h5::File::open_image(data, size, name);
+  impl->open_and_check();
+  return WorkloadFile(std::move(impl));
+}
+
 WorkloadFile::~WorkloadFile() = default;
 WorkloadFile::WorkloadFile(WorkloadFile&&) noexcept = default;
 WorkloadFile& WorkloadFile::operator=(WorkloadFile&&) noexcept = default;
@@ -259,7 +387,9 @@ RowStats WorkloadFile::check_contents() const {
   if (stage_needs_indexer_data(m.stage)) {
     const h5::Dataset& seq_ds = m.need(kSeqLens);
     const int64_t width = m.info.max_num_pages;
-    const int64_t max_tokens = width * kPageSize;
+    // Capped where it exceeds any int32 seq_len (a hostile width would overflow the product).
+    constexpr int64_t kMaxWidth = int64_t{std::numeric_limits<int32_t>::max()} / kPageSize + 1;
+    const int64_t max_tokens = std::min(width, kMaxWidth) * kPageSize;
     schema::resize_or_fail(stats.seq_lens, rows, seq_ds.where());
     seq_ds.read_rows(0, rows, stats.seq_lens.data());
     for (int64_t r = 0; r < rows; ++r) {
@@ -325,13 +455,38 @@ RowStats WorkloadFile::check_contents() const {
       }
     }
   }
+
+  // NaN and Inf in the float data the stage reads: counted, not refused.
+  if (stage_needs_indexer_data(m.stage)) {
+    Tally fp8, scales, weights, q_index;
+    scan_rows<uint8_t>(m.need(kIndexK), [&](int64_t page, std::span<const uint8_t> v) {
+      count_index_page(page, v, fp8, scales);
+    });
+    fp8.report(m.need(kIndexK), "e4m3", stats);
+    scales.report(m.need(kIndexK), "float32 scales", stats);
+    scan_rows<uint8_t>(m.need(kQIndex), [&](int64_t r, std::span<const uint8_t> v) {
+      count_e4m3(r, v, q_index);
+    });
+    q_index.report(m.need(kQIndex), "e4m3", stats);
+    scan_rows<float>(m.need(kWeights),
+                     [&](int64_t r, std::span<const float> v) { count_f32(r, v, weights); });
+    weights.report(m.need(kWeights), "float32", stats);
+  }
+  if (stage_needs_attention_data(m.stage)) {
+    for (const DatasetId id : {kCkv, kKpe, kQNope, kQPe}) {
+      Tally t;
+      scan_rows<uint16_t>(m.need(id),
+                          [&](int64_t r, std::span<const uint16_t> v) { count_bf16(r, v, t); });
+      t.report(m.need(id), "bf16", stats);
+    }
+  }
   return stats;
 }
 
 QueryRows WorkloadFile::read_rows(int64_t first, int64_t count) const {
   const Impl& m = *impl_;
   if (first < 0 || count < 0 || first > m.info.rows || count > m.info.rows - first)
-    fail(m.info.path, ": cannot read rows [", first, ", ", first + count, "), the workload has ",
+    fail(m.info.path, ": cannot read rows ", h5::range_text(first, count), ", the workload has ",
          m.info.rows, " rows");
   QueryRows out;
   out.first = first;

@@ -5,6 +5,7 @@
 // errors, the first bad row.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -20,6 +21,13 @@ const char* stage_name(Stage stage);
 
 // "1.10.8": the HDF5 library this program runs with (for the job's header).
 std::string hdf5_library_version();
+
+// The most bytes the io layer allocates for one read (query rows, a whole KV cache, the
+// per-row stats of check_contents, one chunk of a dataset). A file whose declared sizes need
+// more is refused with a message naming the dataset and both sizes, before anything is
+// allocated. Default: the machine's physical memory; `bytes` <= 0 restores it.
+int64_t read_limit_bytes();
+void set_read_limit_bytes(int64_t bytes);
 
 // What a stage reads (SPEC §2 table, "needed by").
 bool stage_needs_indexer_data(Stage stage);    // index_k, seq_lens, block_table, q_index, weights
@@ -64,10 +72,30 @@ struct KvCache {
   std::vector<uint16_t> kpe;     // [num_pages, 64, 64] bf16
 };
 
+// NaN or Inf values in data a stage reads. They are not errors: the job computes with them as
+// the math says (a NaN weight makes that row's scores NaN, an Inf in ckv makes the outputs that
+// select it NaN or Inf) and reports how many there were, so that nothing is silently hidden.
+struct NonFinite {
+  std::string dataset;     // "/queries/weights", "/kv/index_k", ...
+  std::string values;      // what was counted: "float32", "float32 scales" (/kv/index_k bytes
+                           // [8192, 8448) of each page), "e4m3" (NaN codes 0x7F/0xFF; e4m3fn
+                           // has no Inf), "bf16"
+  int64_t nan = 0;
+  int64_t inf = 0;
+  int64_t first_row = -1;  // the first row (for /kv datasets: page) holding one
+  int64_t count() const { return nan + inf; }
+  // "/kv/index_k: 3 NaN, 1 Inf in its float32 scales, first in page 7"
+  std::string text() const;
+};
+
 // Per-row facts gathered by the content check, used to balance work across ranks.
 struct RowStats {
   std::vector<int32_t> seq_lens;   // [R] (empty when the stage has no indexer data)
   std::vector<int32_t> valid_ids;  // [R] count of ids != -1 in sparse_indices (attention stage)
+  // Datasets of the stage holding NaN or Inf, empty when there are none. Order: /kv/index_k
+  // (e4m3 part, then scales), /queries/q_index, /queries/weights, /kv/ckv, /kv/kpe,
+  // /queries/q_nope, /queries/q_pe.
+  std::vector<NonFinite> nonfinite;
 };
 
 class WorkloadFile {
@@ -77,6 +105,10 @@ class WorkloadFile {
   // in one message), their types and shapes, row counts that agree, attributes that agree with
   // shapes, batch offsets (start at 0, increasing, end at R).
   WorkloadFile(const std::string& path, Stage stage);
+  // The same checks on an HDF5 file image held in memory (read-only; the bytes are copied).
+  // `name` stands for the path in messages and info().path.
+  static WorkloadFile from_image(const void* data, std::size_t size, Stage stage,
+                                 const std::string& name);
   ~WorkloadFile();
   WorkloadFile(WorkloadFile&&) noexcept;
   WorkloadFile& operator=(WorkloadFile&&) noexcept;
@@ -87,6 +119,8 @@ class WorkloadFile {
   // Content checks over every row, read in bounded chunks: seq_len in [0, max_num_pages*64];
   // page ids in [0, num_pages) in the used part of each block table row; sparse ids in
   // [-1, num_pages*64). Throws on the first bad row; returns the per-row stats.
+  // Also counts NaN and Inf in every float dataset the stage reads (RowStats::nonfinite),
+  // streaming the KV caches in chunks of at most 16 MiB.
   RowStats check_contents() const;
 
   // Rows [first, first + count) of the datasets the stage needs (hyperslab reads).
@@ -97,6 +131,7 @@ class WorkloadFile {
 
  private:
   struct Impl;
+  explicit WorkloadFile(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 
