@@ -74,6 +74,8 @@ void JobReport::print_header(std::ostream& out) const {
       << " batches, " << header_.num_pages << " KV pages, block tables " << header_.max_num_pages
       << " pages wide\n";
   out << "# stage " << header_.stage << " -> " << header_.results_path << "\n";
+  for (const NonFiniteInput& n : header_.nonfinite)
+    out << "# warning: " << n.text << " (computed as the math says)\n";
   out.flush();
 }
 
@@ -141,6 +143,10 @@ void JobReport::write_json(const std::string& path) const {
     rows += r.rows;
     batch_seconds += r.seconds;
   }
+  nlohmann::json nonfinite = nlohmann::json::array();
+  for (const NonFiniteInput& n : header_.nonfinite)
+    nonfinite.push_back({{"dataset", n.dataset}, {"values", n.values}, {"nan", n.nan}, {"inf", n.inf},
+                         {"first_row", n.first_row}});
   const nlohmann::json doc = {
       {"program", "dsa-run"},
       {"version", header_.program_version},
@@ -155,6 +161,7 @@ void JobReport::write_json(const std::string& path) const {
       {"hosts", header_.hosts},
       {"devices", header_.devices},
       {"rank_policy", header_.rank_policy},
+      {"input_nonfinite", nonfinite},
       {"workload_shape",
        {{"rows", header_.rows}, {"batches", header_.batches}, {"num_pages", header_.num_pages},
         {"max_num_pages", header_.max_num_pages}}},

@@ -10,6 +10,12 @@
 
 namespace dsa::report {
 
+// NaN/Inf found in the inputs: computed as the math says, and reported.
+struct NonFiniteInput {
+  std::string dataset, values, text;
+  int64_t nan = 0, inf = 0, first_row = -1;
+};
+
 struct JobHeader {
   std::string program_version;
   std::string mpi_version;
@@ -27,6 +33,7 @@ struct JobHeader {
   int64_t num_pages = 0;
   int64_t max_num_pages = 0;
   std::string rank_policy;      // "auto" or a number
+  std::vector<NonFiniteInput> nonfinite;  // rank 0's content check
 };
 
 // Where a batch's wall time went on rank 0. The parts are measured back to back, so they add

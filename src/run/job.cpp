@@ -142,6 +142,8 @@ int run_job(const JobOptions& o, const comm::World& world) {
   header.num_pages = info.num_pages;
   header.max_num_pages = info.max_num_pages;
   header.rank_policy = o.ranks == 0 ? "auto" : std::to_string(o.ranks);
+  for (const io::NonFinite& n : stats.nonfinite)
+    header.nonfinite.push_back({n.dataset, n.values, n.text(), n.nan, n.inf, n.first_row});
   report::JobReport report(header);
 
   std::optional<io::ResultsFile> results;
