@@ -10,31 +10,13 @@
 #include <sstream>
 
 #include "common/error.hpp"
+#include "src/import/json_text.hpp"
 
 namespace dsa::import {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-const char* json_type(const ojson& j) {
-  if (j.is_object()) return "an object";
-  if (j.is_array()) return "an array";
-  if (j.is_string()) return "a string";
-  if (j.is_boolean()) return "a boolean";
-  if (j.is_number_float()) return "a non-integer number";
-  if (j.is_number()) return "a number";
-  return "null";
-}
-
-std::string one_line(std::string text) {
-  const std::size_t close = text.find("] ");
-  if (text.rfind("[json.exception", 0) == 0 && close != std::string::npos)
-    text = text.substr(close + 2);
-  for (char& c : text)
-    if (c == '\n' || c == '\r') c = ' ';
-  return text;
-}
 
 std::string read_text(const std::string& path) {
   std::error_code ec;
@@ -139,7 +121,7 @@ Definition read_definition(const std::string& path) {
   try {
     root = ojson::parse(text);
   } catch (const ojson::exception& e) {
-    fail(path, ": not valid JSON: ", one_line(e.what()));
+    fail(path, ": not valid JSON: ", json_error_line(e.what()));
   }
   if (!root.is_object()) fail(path, ": the definition is ", json_type(root), ", expected an object");
   Definition def;
@@ -193,7 +175,7 @@ std::vector<WorkloadEntry> read_workloads(const std::string& path, const std::st
     try {
       trace = ojson::parse(line);
     } catch (const ojson::exception& e) {
-      fail(where, ": not valid JSON: ", one_line(e.what()));
+      fail(where, ": not valid JSON: ", json_error_line(e.what()));
     }
     if (!trace.is_object()) fail(where, ": ", json_type(trace), ", expected a workload trace object");
     const ojson& def = member(trace, "definition", where);

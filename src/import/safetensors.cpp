@@ -12,6 +12,8 @@
 #include <set>
 #include <sstream>
 
+#include "src/import/json_text.hpp"
+
 namespace dsa::import {
 
 static_assert(std::endian::native == std::endian::little,
@@ -49,25 +51,6 @@ std::string known_dtypes() {
   return out;
 }
 
-const char* json_type(const json& j) {
-  if (j.is_object()) return "an object";
-  if (j.is_array()) return "an array";
-  if (j.is_string()) return "a string";
-  if (j.is_boolean()) return "a boolean";
-  if (j.is_number_float()) return "a non-integer number";
-  if (j.is_number()) return "a number";
-  return "null";
-}
-
-// nlohmann's message without its "[json.exception...] " prefix, on one line.
-std::string one_line(std::string text) {
-  const std::size_t close = text.find("] ");
-  if (text.rfind("[json.exception", 0) == 0 && close != std::string::npos)
-    text = text.substr(close + 2);
-  for (char& c : text)
-    if (c == '\n' || c == '\r') c = ' ';
-  return text;
-}
 
 // A non-negative integer that fits in int64 (JSON integers only: 2.0 and true are refused).
 bool as_count(const json& j, uint64_t& out) {
@@ -182,7 +165,7 @@ SafetensorsFile SafetensorsFile::from_header(const std::string& where, std::stri
   try {
     root = json::parse(header.begin(), header.end(), watch);
   } catch (const json::exception& e) {
-    fail(where, ": the header is not valid JSON: ", one_line(e.what()));
+    fail(where, ": the header is not valid JSON: ", json_error_line(e.what()));
   }
   if (!root.is_object()) fail(where, ": the header is ", json_type(root), ", expected an object");
   if (!repeated.empty()) fail(where, ": key '", repeated, "' appears twice in the header");
