@@ -23,13 +23,6 @@ namespace po = boost::program_options;
 namespace {
 
 // The temporary file to remove if a signal ends the run (async-signal-safe: unlink, _exit).
-char g_temp_path[4096] = {};
-
-extern "C" void on_signal(int sig) {
-  if (g_temp_path[0] != '\0') ::unlink(g_temp_path);
-  ::_exit(128 + sig);
-}
-
 template <typename T>
 T parse_number(const std::string& text, const char* option) {
   T value{};
@@ -157,12 +150,7 @@ int main(int argc, char** argv) {
   }
 
   const std::string temp = dsa::gen::temp_path_for(out_path);
-  if (temp.size() < sizeof g_temp_path) {
-    std::memcpy(g_temp_path, temp.c_str(), temp.size() + 1);
-    std::signal(SIGINT, on_signal);
-    std::signal(SIGTERM, on_signal);
-    std::signal(SIGHUP, on_signal);
-  }
+  dsa::gen::remove_on_signal(temp);
 
   // A progress line every few seconds for files of 256 MB or more.
   double last_report = 0.0;

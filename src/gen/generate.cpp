@@ -6,6 +6,7 @@
 // contracts by default), cannot change the bytes.
 #include "src/gen/generate.hpp"
 
+#include <csignal>
 #include <unistd.h>
 
 #include <algorithm>
@@ -488,6 +489,23 @@ io::QueryRows make_rows(const WorkloadPlan& plan, int64_t first, int64_t count,
     }
   });
   return q;
+}
+
+namespace {
+char g_remove_on_signal[4096] = {};
+
+extern "C" void remove_and_exit(int sig) {
+  if (g_remove_on_signal[0] != '\0') ::unlink(g_remove_on_signal);
+  ::_exit(128 + sig);
+}
+}  // namespace
+
+void remove_on_signal(const std::string& path) {
+  if (path.size() >= sizeof g_remove_on_signal) return;  // too long to keep: left to the OS
+  std::memcpy(g_remove_on_signal, path.c_str(), path.size() + 1);
+  std::signal(SIGINT, remove_and_exit);
+  std::signal(SIGTERM, remove_and_exit);
+  std::signal(SIGHUP, remove_and_exit);
 }
 
 std::string temp_path_for(const std::string& path) {

@@ -101,6 +101,9 @@ struct GenSummary {
 
 // Where generate_workload writes before the final rename ("<path>.tmp-<pid>").
 std::string temp_path_for(const std::string& path);
+// Until the process ends, SIGINT, SIGTERM and SIGHUP remove `path` (a temp file being written)
+// and exit with 128 + the signal, so an interrupted write leaves no partial file behind.
+void remove_on_signal(const std::string& path);
 
 // The checks made before anything is written: `path` is not a directory, exists only when
 // `overwrite`, and its folder has room for plan.bytes(). Throws dsa::Error with one line.
