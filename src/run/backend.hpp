@@ -28,6 +28,11 @@ class Backend {
   // Called once per job with the KV caches the stage needs; `kv` outlives the backend's use.
   virtual void load_kv(const io::KvCache& kv) = 0;
 
+  // Called once after load_kv with the largest batch slice this rank will compute: a GPU
+  // backend allocates every buffer and workspace now, so no batch allocates, and refuses with
+  // the sizes needed and free when the device cannot hold them (before any kernel runs).
+  virtual void reserve(io::Stage, int64_t /*max_rows*/, int32_t /*max_seq_len*/, int64_t /*max_num_pages*/) {}
+
   // rows.count rows. topk: [count, 2048] out.
   virtual void indexer(const io::QueryRows& rows, int32_t* topk) = 0;
   // sparse_indices [count, 2048]; output [count, 16, 512] bf16 out; lse [count, 16] out.

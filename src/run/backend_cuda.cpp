@@ -3,6 +3,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "common/error.hpp"
 #include "kernels/attention/attention.hpp"
@@ -78,6 +79,39 @@ class CudaBackend final : public Backend {
     ckv_ = ckv_buf_.upload(kv.ckv, stream_);
     kpe_ = kpe_buf_.upload(kv.kpe, stream_);
     DSA_CHECK_CUDA(cudaStreamSynchronize(stream_));
+  }
+
+  void reserve(io::Stage stage, int64_t max_rows, int32_t max_seq_len, int64_t max_num_pages) override {
+    if (max_rows <= 0) return;
+    const size_t n = static_cast<size_t>(max_rows);
+    const bool index = stage != io::Stage::attention, attend = stage != io::Stage::indexer;
+    struct Need {
+      DeviceBuffer* buffer;
+      size_t bytes;
+    };
+    std::vector<Need> needs = {{&topk_buf_, n * kTopK * sizeof(int32_t)}};
+    if (index) {
+      needs.push_back({&q_index_buf_, n * kIndexHeads * kIndexHeadDim});
+      needs.push_back({&weights_buf_, n * kIndexHeads * sizeof(float)});
+      needs.push_back({&seq_lens_buf_, n * sizeof(int32_t)});
+      needs.push_back({&block_table_buf_, n * static_cast<size_t>(max_num_pages) * sizeof(int32_t)});
+      needs.push_back({&workspace_, cuda::indexer_workspace_bytes(max_rows, max_seq_len)});
+    }
+    if (attend) {
+      needs.push_back({&q_nope_buf_, n * kHeads * kCkvDim * sizeof(uint16_t)});
+      needs.push_back({&q_pe_buf_, n * kHeads * kKpeDim * sizeof(uint16_t)});
+      needs.push_back({&output_buf_, n * kHeads * kCkvDim * sizeof(uint16_t)});
+      needs.push_back({&lse_buf_, n * kHeads * sizeof(float)});
+      needs.push_back({&attention_ws_, cuda::attention_workspace_bytes(max_rows)});
+    }
+    size_t total = 0;
+    for (const Need& need : needs) total += need.bytes;
+    size_t free_bytes = 0, device_bytes = 0;
+    DSA_CHECK_CUDA(cudaMemGetInfo(&free_bytes, &device_bytes));
+    DSA_REQUIRE(total < free_bytes, "dsa-run: batch slices of up to ", max_rows, " rows (seq_len up to ", max_seq_len,
+                ") need ", double(total) / 1e9, " GB on ", name_, " beside the KV caches, which leave ",
+                double(free_bytes) / 1e9, " GB free: use more ranks or smaller batches");
+    for (const Need& need : needs) need.buffer->reserve(std::max<size_t>(need.bytes, 1));
   }
 
   void indexer(const io::QueryRows& rows, int32_t* topk) override {

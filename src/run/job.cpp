@@ -121,6 +121,8 @@ int run_job(const JobOptions& o, const comm::World& world) {
   model.result_bytes_per_row = (writes_topk(o.stage) ? kTopK * 4.0 : 0.0) +
                                (writes_attention(o.stage) ? kHeads * (kCkvDim * 2.0 + 4.0) : 0.0);
   const std::vector<plan::BatchPlan> plans = plan::plan_job(info.batch_offsets, work, world.size(), o.ranks, model);
+  const int32_t max_seq_len =
+      stats.seq_lens.empty() ? 0 : *std::max_element(stats.seq_lens.begin(), stats.seq_lens.end());
   double total_work = 0;
   for (const auto& p : plans) total_work += p.work;
 
@@ -178,6 +180,10 @@ int run_job(const JobOptions& o, const comm::World& world) {
   if (!collectively(world, [&] {
         kv = workload->read_kv();
         backend->load_kv(kv);
+        // The largest slice this rank computes, and the longest row anywhere (an upper bound).
+        int64_t max_rows = 0;
+        for (const plan::BatchPlan& p : plans) max_rows = std::max(max_rows, p.end(world.rank()) - p.begin(world.rank()));
+        backend->reserve(o.stage, max_rows, max_seq_len, info.max_num_pages);
       }))
     return 1;
   report.mark_setup_done();
