@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/common/test_util.hpp"
 #include "common/error.hpp"
 #include "io/workload.hpp"
 #include "kernels/reference/numeric.hpp"
@@ -29,27 +30,7 @@ using dsa::gen::WorkloadPlan;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() /
-            ("dsa_gen_test_" + std::to_string(::getpid()) + "_" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  size_t entries() const {
-    return static_cast<size_t>(std::distance(fs::directory_iterator(path_), fs::directory_iterator()));
-  }
-
- private:
-  fs::path path_;
-};
+using dsa::testing::TempDir;
 
 std::vector<char> file_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -1,4 +1,4 @@
-// Helpers of the io tests: a temporary directory per test, a small valid workload, and raw
+// Helpers of the io tests (beside tests/common/test_util.hpp): a small valid workload, and raw
 // HDF5 edits that make files the io layer must refuse (or, written as h5py would, accept).
 #pragma once
 
@@ -15,54 +15,14 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "tests/common/test_util.hpp"
 #include "io/workload.hpp"
 #include "kernels/shapes.hpp"
 
 namespace dsa::io::test {
 
-// A fresh directory named after the running test, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    std::string name = "dsa-io-" + std::to_string(::getpid());
-    if (info != nullptr) name += std::string("-") + info->test_suite_name() + "-" + info->name();
-    for (char& c : name)
-      if (c == '/') c = '_';
-    dir_ = std::filesystem::temp_directory_path() / name;
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  std::string file(const std::string& name) const { return (dir_ / name).string(); }
-
- private:
-  std::filesystem::path dir_;
-};
-
-// The message of the dsa::Error that `f` throws (a test failure when it throws none).
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const dsa::Error& e) {
-    const std::string what = e.what();
-    EXPECT_EQ(what.find('\n'), std::string::npos) << "message is not one line: " << what;
-    return what;
-  }
-  ADD_FAILURE() << "expected a dsa::Error";
-  return {};
-}
-
-#define EXPECT_CONTAINS(text, part)                                          \
-  EXPECT_NE(std::string(text).find(part), std::string::npos)                 \
-      << "message: " << (text) << "\n  lacks: " << (part)
+using dsa::testing::TempDir;
+using dsa::testing::error_of;
 
 // A small workload whose every dataset holds deterministic, valid contents.
 struct SampleWorkload {

@@ -2,18 +2,12 @@
 
 #include "comm/gpu_binding.hpp"
 #include "common/error.hpp"
+#include "tests/common/test_util.hpp"
 
 namespace dsa::comm {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using dsa::testing::error_of;
 
 TEST(ChooseGpu, OneVisibleGpuIsUsedWhateverTheLocalRank) {
   EXPECT_EQ(choose_gpu(0, 1, 1, "n1"), 0);
