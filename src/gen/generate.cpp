@@ -512,7 +512,7 @@ std::string temp_path_for(const std::string& path) {
   return concat(path, ".tmp-", static_cast<long>(::getpid()));
 }
 
-void check_output(const std::string& path, const WorkloadPlan& plan, bool overwrite) {
+void check_output_path(const std::string& path, uint64_t bytes, bool overwrite) {
   namespace fs = std::filesystem;
   std::error_code ec;
   DSA_REQUIRE(!path.empty(), "no output path given");
@@ -522,11 +522,15 @@ void check_output(const std::string& path, const WorkloadPlan& plan, bool overwr
     DSA_REQUIRE(overwrite, "refusing to overwrite existing ", path, " (use --force)");
   }
   const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  DSA_REQUIRE(fs::is_directory(dir, ec), "cannot write ", path, ": no folder ", dir.string());
   const fs::space_info space = fs::space(dir, ec);
   DSA_REQUIRE(!ec, "cannot write to ", dir.string(), ": ", ec.message());
-  const uint64_t total = plan.bytes();
-  DSA_REQUIRE(space.available >= total, "not enough space in ", dir.string(), ": the file needs ",
-              total / 1000000, " MB, ", space.available / 1000000, " MB are free");
+  DSA_REQUIRE(space.available >= bytes, "not enough space in ", dir.string(), ": the file needs ",
+              bytes / 1000000, " MB, ", space.available / 1000000, " MB are free");
+}
+
+void check_output(const std::string& path, const WorkloadPlan& plan, bool overwrite) {
+  check_output_path(path, plan.bytes(), overwrite);
 }
 
 GenSummary generate_workload(const std::string& path, const GenConfig& config, bool overwrite,

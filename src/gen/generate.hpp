@@ -105,8 +105,11 @@ std::string temp_path_for(const std::string& path);
 // and exit with 128 + the signal, so an interrupted write leaves no partial file behind.
 void remove_on_signal(const std::string& path);
 
-// The checks made before anything is written: `path` is not a directory, exists only when
-// `overwrite`, and its folder has room for plan.bytes(). Throws dsa::Error with one line.
+// The checks made before a new workload file is written (dsa-gen, dsa-import): `path` is not
+// a directory, exists only when `overwrite`, and its folder exists and has room for `bytes`.
+// Throws dsa::Error with one line.
+void check_output_path(const std::string& path, uint64_t bytes, bool overwrite);
+// check_output_path for plan.bytes().
 void check_output(const std::string& path, const WorkloadPlan& plan, bool overwrite);
 
 // Writes the plan's workload to `path` via temp_path_for(path), renamed into place once

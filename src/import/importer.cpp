@@ -468,20 +468,7 @@ io::QueryRows make_import_rows(const ImportPlan& plan, std::size_t index) {
 }
 
 void check_import_output(const std::string& path, const ImportPlan& plan, bool overwrite) {
-  std::error_code ec;
-  DSA_REQUIRE(!path.empty(), "no output path given");
-  const fs::path target(path);
-  if (fs::exists(target, ec)) {
-    DSA_REQUIRE(!fs::is_directory(target, ec), path, " is a directory");
-    DSA_REQUIRE(overwrite, "refusing to overwrite existing ", path, " (use --force)");
-  }
-  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  DSA_REQUIRE(fs::is_directory(dir, ec), "cannot write ", path, ": no folder ", dir.string());
-  const fs::space_info space = fs::space(dir, ec);
-  DSA_REQUIRE(!ec, "cannot write to ", dir.string(), ": ", ec.message());
-  const uint64_t total = plan.bytes();
-  DSA_REQUIRE(space.available >= total, "not enough space in ", dir.string(), ": the file needs ",
-              total / 1000000, " MB, ", space.available / 1000000, " MB are free");
+  gen::check_output_path(path, plan.bytes(), overwrite);
 }
 
 ImportSummary write_import(const std::string& path, const ImportPlan& plan, bool overwrite) {

@@ -52,6 +52,7 @@
 
 #include "io/batch_attrs.hpp"
 #include "io/workload.hpp"
+#include "src/gen/generate.hpp"
 #include "src/import/fib_dataset.hpp"
 
 namespace dsa::import {
@@ -112,18 +113,10 @@ ImportPlan plan_import(const ImportOptions& options);
 // Query rows of batch `b` as the file holds them (first = its batch offset).
 io::QueryRows make_import_rows(const ImportPlan& plan, std::size_t b);
 
-struct ImportSummary {
-  std::string path;
-  int64_t rows = 0;
-  int64_t batches = 0;
-  int64_t num_pages = 0;
-  int64_t max_num_pages = 0;
-  uint64_t file_bytes = 0;
-  double seconds = 0.0;
-};
+// What write_import wrote (the same summary dsa-gen gives).
+using ImportSummary = gen::GenSummary;
 
-// Before writing: `path` is not a directory, exists only when `overwrite`, and its folder has
-// room for plan.bytes(). Throws dsa::Error with one line.
+// gen::check_output_path for plan.bytes(): the checks made before writing.
 void check_import_output(const std::string& path, const ImportPlan& plan, bool overwrite);
 
 // Writes the file through a temporary name (dsa-gen's temp_path_for), renamed into place once
