@@ -33,15 +33,6 @@ constexpr double kBytesPerRowFixed = 2.0 * (kHeads * kCkvDim + kHeads * kKpeDim)
 
 double bytes_for(int64_t rows, double valid_ids) { return rows * kBytesPerRowFixed + valid_ids * kBytesPerId; }
 
-template <typename T>
-struct Device {
-  T* ptr = nullptr;
-  explicit Device(size_t n) { DSA_CHECK_CUDA(cudaMalloc(&ptr, std::max<size_t>(n, 1) * sizeof(T))); }
-  ~Device() { cudaFree(ptr); }
-  Device(const Device&) = delete;
-  Device& operator=(const Device&) = delete;
-};
-
 // Piecewise-linear inverse CDF through FlashInfer-Bench-like attention quantiles (the
 // fib-attention preset of dsa-gen): valid ids per row median 33, p90 1089, 5% full.
 int fib_valid_count(std::mt19937_64& rng) {
@@ -59,12 +50,12 @@ int fib_valid_count(std::mt19937_64& rng) {
 struct Workspace {
   int64_t max_rows = 0;
   int64_t num_pages = 0;
-  Device<uint16_t>* ckv = nullptr;
-  Device<uint16_t>* kpe = nullptr;
-  Device<uint16_t>* q_nope = nullptr;
-  Device<uint16_t>* q_pe = nullptr;
-  Device<uint16_t>* out = nullptr;
-  Device<float>* lse = nullptr;
+  DeviceArray<uint16_t>* ckv = nullptr;
+  DeviceArray<uint16_t>* kpe = nullptr;
+  DeviceArray<uint16_t>* q_nope = nullptr;
+  DeviceArray<uint16_t>* q_pe = nullptr;
+  DeviceArray<uint16_t>* out = nullptr;
+  DeviceArray<float>* lse = nullptr;
   std::vector<int32_t> page_perm;  // row r owns pages page_perm[32 r .. 32 r + 31]
 };
 
@@ -121,10 +112,10 @@ std::vector<BenchRow> bench_attention(const BenchConfig& config) {
   }
   w.num_pages = w.max_rows * kPagesPerRow;
   const int64_t tokens = w.num_pages * kPageSize;
-  Device<uint16_t> ckv(size_t(tokens) * kCkvDim), kpe(size_t(tokens) * kKpeDim);
-  Device<uint16_t> q_nope(size_t(w.max_rows) * kHeads * kCkvDim), q_pe(size_t(w.max_rows) * kHeads * kKpeDim);
-  Device<uint16_t> out(size_t(w.max_rows) * kHeads * kCkvDim);
-  Device<float> lse(size_t(w.max_rows) * kHeads);
+  DeviceArray<uint16_t> ckv(size_t(tokens) * kCkvDim), kpe(size_t(tokens) * kKpeDim);
+  DeviceArray<uint16_t> q_nope(size_t(w.max_rows) * kHeads * kCkvDim), q_pe(size_t(w.max_rows) * kHeads * kKpeDim);
+  DeviceArray<uint16_t> out(size_t(w.max_rows) * kHeads * kCkvDim);
+  DeviceArray<float> lse(size_t(w.max_rows) * kHeads);
   w.ckv = &ckv, w.kpe = &kpe, w.q_nope = &q_nope, w.q_pe = &q_pe, w.out = &out, w.lse = &lse;
   fill_uniform_bf16(ckv.ptr, size_t(tokens) * kCkvDim, -1.f, 1.f, config.seed * 8 + 1, stream);
   fill_uniform_bf16(kpe.ptr, size_t(tokens) * kKpeDim, -1.f, 1.f, config.seed * 8 + 2, stream);
@@ -151,7 +142,7 @@ std::vector<BenchRow> bench_attention(const BenchConfig& config) {
         row_ids[j] = w.page_perm[size_t(r * kPagesPerRow + j / kPageSize)] * kPageSize + j % kPageSize;
       std::shuffle(row_ids, row_ids + kTopK, rng);
     }
-    Device<int32_t> d_ids(ids.size());
+    DeviceArray<int32_t> d_ids(ids.size());
     DSA_CHECK_CUDA(cudaMemcpyAsync(d_ids.ptr, ids.data(), ids.size() * 4, cudaMemcpyHostToDevice, stream));
     DSA_CHECK_CUDA(cudaStreamSynchronize(stream));
 
@@ -199,7 +190,7 @@ std::vector<BenchRow> bench_attention(const BenchConfig& config) {
           ids[size_t(r * kTopK + j)] = static_cast<int32_t>(page * kPageSize + j % kPageSize);
         }
       }
-    Device<int32_t> d_ids(ids.size());
+    DeviceArray<int32_t> d_ids(ids.size());
     DSA_CHECK_CUDA(cudaMemcpyAsync(d_ids.ptr, ids.data(), ids.size() * 4, cudaMemcpyHostToDevice, stream));
     DSA_CHECK_CUDA(cudaStreamSynchronize(stream));
     std::vector<double> medians;
@@ -260,7 +251,7 @@ std::vector<BenchRow> bench_attention(const BenchConfig& config) {
           std::vector<int32_t> ids(kTopK, -1);
           for (int j = 0; j < valid; ++j)
             ids[size_t(j)] = w.page_perm[size_t(j / kPageSize)] * kPageSize + j % kPageSize;
-          Device<int32_t> d_ids(kTopK);
+          DeviceArray<int32_t> d_ids(kTopK);
           DSA_CHECK_CUDA(cudaMemcpyAsync(d_ids.ptr, ids.data(), kTopK * 4, cudaMemcpyHostToDevice, stream));
           const AttentionParams p = params_for(w, d_ids.ptr, 0, 1, sm_scale);
           const cuda::AttentionTuning tuning{0, sp, -1};

@@ -14,6 +14,8 @@
 
 #include <cuda_runtime_api.h>
 
+#include "common/error.hpp"
+
 namespace dsa::bench {
 
 struct DeviceInfo {
@@ -58,6 +60,16 @@ void fill_uniform_bf16(uint16_t* dst, size_t n, float lo, float hi, uint64_t see
 void fill_uniform_f32(float* dst, size_t n, float lo, float hi, uint64_t seed, cudaStream_t s);
 // Random e4m3 codes (uniform over codes) with |value| <= amax, never the NaN codes.
 void fill_uniform_e4m3(uint8_t* dst, size_t n, float amax, uint64_t seed, cudaStream_t s);
+
+// A device allocation of n T's (at least one), freed with its owner.
+template <typename T>
+struct DeviceArray {
+  T* ptr = nullptr;
+  explicit DeviceArray(size_t n) { DSA_CHECK_CUDA(cudaMalloc(&ptr, (n > 0 ? n : 1) * sizeof(T))); }
+  ~DeviceArray() { cudaFree(ptr); }
+  DeviceArray(const DeviceArray&) = delete;
+  DeviceArray& operator=(const DeviceArray&) = delete;
+};
 
 // What every operator benchmark is given.
 struct BenchConfig {

@@ -36,15 +36,6 @@ double bytes_for(int64_t rows, int64_t used_pages) {
   return rows * kBytesPerRowFixed + used_pages * (kBytesPerPage + 4.0);
 }
 
-template <typename T>
-struct Device {
-  T* ptr = nullptr;
-  explicit Device(size_t n) { DSA_CHECK_CUDA(cudaMalloc(&ptr, std::max<size_t>(n, 1) * sizeof(T))); }
-  ~Device() { cudaFree(ptr); }
-  Device(const Device&) = delete;
-  Device& operator=(const Device&) = delete;
-};
-
 // Per-token scales, positive, spread like amax / 448 of real keys.
 __global__ void fill_scales_kernel(uint8_t* index_k, int64_t pages, uint64_t seed) {
   const int64_t n = pages * kPageSize;
@@ -61,10 +52,10 @@ __global__ void fill_scales_kernel(uint8_t* index_k, int64_t pages, uint64_t see
 // The K cache, queries and outputs for up to `max_rows` rows of up to `max_pages` pages each.
 struct Workload {
   int64_t max_rows = 0, max_pages = 0, cache_pages = 0;
-  Device<uint8_t> index_k, q;
-  Device<float> weights;
-  Device<int32_t> seq_lens, block_table, topk;
-  Device<uint8_t> workspace;
+  DeviceArray<uint8_t> index_k, q;
+  DeviceArray<float> weights;
+  DeviceArray<int32_t> seq_lens, block_table, topk;
+  DeviceArray<uint8_t> workspace;
   size_t workspace_bytes = 0;
   Workload(int64_t rows, int64_t pages_per_row, int64_t cache, int32_t max_len)
       : max_rows(rows), max_pages(pages_per_row), cache_pages(cache), index_k(size_t(cache) * kIndexPageBytes),
@@ -236,7 +227,7 @@ std::vector<BenchRow> bench_indexer(const BenchConfig& config) {
       if (want_paths) {
         // Where the time goes: clock64 stamps of the top-k phases and of the scores kernel's
         // start-up, in the first 4 blocks of each.
-        Device<long long> stamps(4 * 12), sstamps(4 * 8);
+        DeviceArray<long long> stamps(4 * 12), sstamps(4 * 8);
         DSA_CHECK_CUDA(cudaMemsetAsync(stamps.ptr, 0, 4 * 12 * sizeof(long long), stream));
         DSA_CHECK_CUDA(cudaMemsetAsync(sstamps.ptr, 0, 4 * 8 * sizeof(long long), stream));
         cuda::IndexerRunOptions opt;

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/gpu/gpu_test_util.hpp"
 #include "kernels/attention/attention.hpp"
 #include "kernels/attention/attention_tuning.hpp"
 #include "kernels/params.hpp"
@@ -29,15 +30,6 @@ namespace dsa {
 namespace {
 
 #define CUDA_OK(call) ASSERT_EQ((call), cudaSuccess) << #call << ": " << cudaGetErrorString(cudaGetLastError())
-
-bool gpu_visible() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-#define REQUIRE_GPU()                                              \
-  do {                                                             \
-    if (!gpu_visible()) GTEST_SKIP() << "no CUDA GPU visible";     \
-  } while (0)
 
 constexpr uint16_t kPoisonBf16 = 0x7FC1;  // a quiet NaN no kernel writes on purpose
 

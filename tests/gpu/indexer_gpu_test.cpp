@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/gpu/gpu_test_util.hpp"
 #include "common/error.hpp"
 #include "kernels/indexer/indexer.hpp"
 #include "kernels/indexer/indexer_internal.hpp"
@@ -43,16 +44,6 @@ using dsa::kTopK;
 using dsa::cuda::IndexerRunOptions;
 using dsa::cuda::IndexerScoresPath;
 using dsa::testing::IndexerCase;
-
-bool gpu_visible() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-
-#define REQUIRE_GPU()                                          \
-  do {                                                         \
-    if (!gpu_visible()) GTEST_SKIP() << "no CUDA GPU visible"; \
-  } while (0)
 
 // ---- Inputs ----------------------------------------------------------------------------------
 struct CaseOptions {
