@@ -508,6 +508,29 @@ QueryRows WorkloadFile::read_rows(int64_t first, int64_t count) const {
   return out;
 }
 
+QueryRows slice_rows(const QueryRows& rows, int64_t begin, int64_t count) {
+  DSA_REQUIRE(begin >= 0 && count >= 0 && begin + count <= rows.count, "slice_rows: rows ", begin, "+", count,
+              " of ", rows.count);
+  QueryRows out;
+  out.first = rows.first + begin;
+  out.count = count;
+  out.max_num_pages = rows.max_num_pages;
+  auto cut = [&](const auto& from, auto& to) {
+    if (from.empty()) return;
+    const size_t per_row = from.size() / static_cast<size_t>(rows.count);
+    to.assign(from.begin() + static_cast<ptrdiff_t>(size_t(begin) * per_row),
+              from.begin() + static_cast<ptrdiff_t>(size_t(begin + count) * per_row));
+  };
+  cut(rows.seq_lens, out.seq_lens);
+  cut(rows.block_table, out.block_table);
+  cut(rows.q_index, out.q_index);
+  cut(rows.weights, out.weights);
+  cut(rows.q_nope, out.q_nope);
+  cut(rows.q_pe, out.q_pe);
+  cut(rows.sparse_indices, out.sparse_indices);
+  return out;
+}
+
 KvCache WorkloadFile::read_kv() const {
   const Impl& m = *impl_;
   KvCache out;

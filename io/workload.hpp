@@ -18,6 +18,10 @@ namespace dsa::io {
 enum class Stage { indexer, attention, pipeline };
 Stage parse_stage(std::string_view name);  // "indexer" | "attention" | "pipeline", else throws
 const char* stage_name(Stage stage);
+// Which results a stage writes: /results/topk_indices (indexer, pipeline), /results/output and
+// /results/lse (attention, pipeline).
+inline bool writes_topk(Stage s) { return s != Stage::attention; }
+inline bool writes_attention(Stage s) { return s != Stage::indexer; }
 
 // "1.10.8": the HDF5 library this program runs with (for the job's header).
 std::string hdf5_library_version();
@@ -62,6 +66,9 @@ struct QueryRows {
   std::vector<uint16_t> q_pe;           // [count, 16, 64] bf16
   std::vector<int32_t> sparse_indices;  // [count, 2048]
 };
+
+// Rows [begin, begin + count) of `rows` (positions relative to rows.first), as a copy.
+QueryRows slice_rows(const QueryRows& rows, int64_t begin, int64_t count);
 
 // KV pages [first_page, first_page + num_pages). Vectors a stage does not need stay empty.
 struct KvCache {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "src/bench/scaling.hpp"
 #ifdef DSA_HAVE_CUDA
 #include <cuda_runtime_api.h>
 
@@ -26,7 +27,9 @@ const char* kUsage =
     "Times the DSA kernels on one GPU and prints each case against the memory floor:\n"
     "  floor = bytes that must move / device-to-device copy bandwidth (read + written),\n"
     "  both measured in this run; L2 is flushed before every timed run.\n"
-    "OPERATOR: indexer | attention | all\n";
+    "OPERATOR: indexer | attention | all\n"
+    "Also: dsa-bench calibrate --help (the cost curve dsa-run --calibration reads) and\n"
+    "      mpirun -np N dsa-bench scaling --help (batch sizes x rank counts, with the job's gather).\n";
 
 #ifdef DSA_HAVE_CUDA
 std::string today() {
@@ -114,6 +117,9 @@ int run(const std::string& op, const dsa::bench::BenchConfig& base, bool flush_l
 
 int main(int argc, char** argv) {
   try {
+    // The job-level operators have options of their own.
+    if (argc >= 2 && std::string(argv[1]) == "calibrate") return dsa::bench::calibrate_main(argc - 1, argv + 1);
+    if (argc >= 2 && std::string(argv[1]) == "scaling") return dsa::bench::scaling_main(argc - 1, argv + 1);
     std::string op, suite, json_path;
     int iters = 50, warmup = 5;
     unsigned long long seed = 1;
@@ -141,7 +147,7 @@ int main(int argc, char** argv) {
     }
     po::notify(vm);
     DSA_REQUIRE(op == "indexer" || op == "attention" || op == "all",
-                "dsa-bench: unknown operator '", op, "' (indexer, attention or all)");
+                "dsa-bench: unknown operator '", op, "' (indexer, attention, all, calibrate or scaling)");
     DSA_REQUIRE(iters > 0 && warmup >= 0, "dsa-bench: --iters must be > 0 and --warmup >= 0");
 #ifdef DSA_HAVE_CUDA
     dsa::bench::BenchConfig config;

@@ -1,6 +1,7 @@
 #include "src/plan/plan.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include "common/error.hpp"
@@ -26,6 +27,14 @@ double row_work(StageKind stage, int32_t seq_len, int32_t valid_ids) {
       return 2 * kRowOverhead + scored + kAttentionPerId * double(std::min(seq_len, kTopK));
   }
   return kRowOverhead;
+}
+
+std::vector<double> rows_work(StageKind stage, int64_t rows, const std::vector<int32_t>& seq_lens,
+                              const std::vector<int32_t>& valid_ids) {
+  std::vector<double> work(static_cast<size_t>(rows));
+  for (size_t i = 0; i < work.size(); ++i)
+    work[i] = row_work(stage, i < seq_lens.size() ? seq_lens[i] : 0, i < valid_ids.size() ? valid_ids[i] : 0);
+  return work;
 }
 
 std::vector<int64_t> split_by_work(const std::vector<double>& work, int parts) {
@@ -61,11 +70,50 @@ double max_part_work(const std::vector<double>& work, const std::vector<int64_t>
   return worst;
 }
 
+double CostModel::compute_seconds(double work) const {
+  if (curve_work.empty()) return work * seconds_per_unit;
+  if (work <= curve_work.front()) return curve_seconds.front();
+  // Beyond the largest slice measured: in proportion to it (its rate holds for larger slices;
+  // the last segment's slope would be too noisy to extrapolate far).
+  if (work >= curve_work.back()) return curve_seconds.back() * work / curve_work.back();
+  const size_t hi = static_cast<size_t>(std::lower_bound(curve_work.begin(), curve_work.end(), work) - curve_work.begin());
+  const size_t lo = hi - 1;
+  const double slope = (curve_seconds[hi] - curve_seconds[lo]) / (curve_work[hi] - curve_work[lo]);
+  return curve_seconds[lo] + slope * (work - curve_work[lo]);
+}
+
+void CostModel::set_curve(std::vector<double> work, std::vector<double> seconds) {
+  DSA_REQUIRE(!work.empty() && work.size() == seconds.size(), "cost model: ", work.size(), " work points and ",
+              seconds.size(), " times");
+  std::vector<size_t> order(work.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return work[a] < work[b]; });
+  curve_work.clear();
+  curve_seconds.clear();
+  std::vector<int> count;
+  for (size_t i : order) {
+    DSA_REQUIRE(work[i] > 0 && seconds[i] >= 0 && std::isfinite(work[i]) && std::isfinite(seconds[i]),
+                "cost model: bad point (work ", work[i], ", seconds ", seconds[i], ")");
+    if (!curve_work.empty() && work[i] == curve_work.back()) {
+      curve_seconds.back() += seconds[i];
+      ++count.back();
+    } else {
+      curve_work.push_back(work[i]);
+      curve_seconds.push_back(seconds[i]);
+      count.push_back(1);
+    }
+  }
+  for (size_t i = 0; i < curve_seconds.size(); ++i) {
+    curve_seconds[i] /= count[i];
+    if (i > 0) curve_seconds[i] = std::max(curve_seconds[i], curve_seconds[i - 1]);
+  }
+}
+
 double predict_seconds(const CostModel& model, const std::vector<double>& work,
                        const std::vector<int64_t>& cuts) {
   const int k = static_cast<int>(cuts.size()) - 1;
   const double rows_elsewhere = double(cuts.back() - cuts[1]);
-  return max_part_work(work, cuts) * model.seconds_per_unit + (k - 1) * model.per_rank_seconds +
+  return model.compute_seconds(max_part_work(work, cuts)) + (k - 1) * model.per_rank_seconds +
          rows_elsewhere * model.result_bytes_per_row / model.gather_bytes_per_second +
          (k - 1) * model.gather_latency_seconds;
 }

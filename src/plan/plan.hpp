@@ -18,6 +18,10 @@ enum class StageKind { indexer, attention, pipeline };
 // a fixed overhead so empty rows are not free.
 double row_work(StageKind stage, int32_t seq_len, int32_t valid_ids);
 
+// row_work of every row of a workload (seq_lens / valid_ids may be empty when the stage has none).
+std::vector<double> rows_work(StageKind stage, int64_t rows, const std::vector<int32_t>& seq_lens,
+                              const std::vector<int32_t>& valid_ids);
+
 // Splits rows [0, work.size()) into `parts` contiguous ranges of nearly equal work. Returns
 // parts + 1 cut points, cuts[0] = 0, cuts[parts] = rows, strictly increasing (every part gets
 // at least one row). Requires 1 <= parts <= rows.
@@ -27,15 +31,27 @@ std::vector<int64_t> split_by_work(const std::vector<double>& work, int parts);
 double max_part_work(const std::vector<double>& work, const std::vector<int64_t>& cuts);
 
 // Predicted seconds of a batch on k ranks:
-//   max part work * seconds_per_unit            (the slowest rank's compute)
+//   compute_seconds(largest part's work)        (the slowest rank's upload + kernels)
 // + (k - 1) * per_rank_seconds                  (fixed cost of each extra rank taking part)
 // + gather: (bytes of rows not on the root) / gather_bytes_per_second + (k - 1) * gather_latency
+//
+// compute_seconds comes from a measured curve where there is one (calibration: the backend timed
+// on slices of real rows, see src/run/calibrate.hpp): seconds are interpolated linearly in work
+// between measured points, held at the first point's seconds below it (a GPU takes about as long
+// for one row as for a few: launch and latency), and in proportion to the last point above it. Without a curve: work * seconds_per_unit.
 struct CostModel {
   double seconds_per_unit = 1e-9;
+  std::vector<double> curve_work, curve_seconds;  // measured points, work strictly increasing
   double per_rank_seconds = 2e-4;
   double gather_bytes_per_second = 5e9;
   double gather_latency_seconds = 2e-5;
   double result_bytes_per_row = 0;  // bytes gathered per row (stage-dependent)
+  std::string source = "estimate";  // "estimate" | "measured at start-up" | a calibration file
+
+  double compute_seconds(double work) const;
+  // Sets the curve from (work, seconds) points in any order: sorted, points of equal work
+  // averaged, seconds made non-decreasing in work. Requires at least one point.
+  void set_curve(std::vector<double> work, std::vector<double> seconds);
 };
 
 double predict_seconds(const CostModel& model, const std::vector<double>& work,

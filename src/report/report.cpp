@@ -74,8 +74,15 @@ void JobReport::print_header(std::ostream& out) const {
       << " batches, " << header_.num_pages << " KV pages, block tables " << header_.max_num_pages
       << " pages wide\n";
   out << "# stage " << header_.stage << " -> " << header_.results_path << "\n";
+
   for (const NonFiniteInput& n : header_.nonfinite)
     out << "# warning: " << n.text << " (computed as the math says)\n";
+  out.flush();
+}
+
+void JobReport::print_setup(std::ostream& out) const {
+  out << "# gather to rank 0: " << header_.gather << "\n";
+  out << "# rank choice: " << header_.cost_model << "\n";
   out.flush();
 }
 
@@ -84,11 +91,14 @@ void JobReport::batch_done(const BatchRecord& record, double total_work, std::os
   work_done_ += record.work;
   const double compute_elapsed = elapsed() - setup_seconds_;
   const double eta = work_done_ > 0 ? compute_elapsed * (total_work - work_done_) / work_done_ : 0;
-  char line[256];
-  std::snprintf(line, sizeof line, "batch %lld/%lld: %lld rows on %d rank(s) in %.3f s (%.1f rows/s), ETA %s\n",
+  char line[320];
+  std::snprintf(line, sizeof line,
+                "batch %lld/%lld: %lld rows on %d rank(s) in %.3f s (%.1f rows/s; compute+gather %.3f ms, "
+                "predicted %.3f ms), ETA %s\n",
                 static_cast<long long>(record.batch + 1), static_cast<long long>(header_.batches),
                 static_cast<long long>(record.rows), record.ranks, record.seconds,
-                record.seconds > 0 ? double(record.rows) / record.seconds : 0.0, duration_text(eta).c_str());
+                record.seconds > 0 ? double(record.rows) / record.seconds : 0.0, record.compute_seconds * 1e3,
+                record.predicted_seconds * 1e3, duration_text(eta).c_str());
   out << line;
   out.flush();
 }
@@ -138,6 +148,7 @@ void JobReport::write_json(const std::string& path) const {
                        {"ranks", r.ranks},
                        {"work", r.work},
                        {"predicted_seconds", r.predicted_seconds},
+                       {"compute_seconds", r.compute_seconds},
                        {"seconds", r.seconds},
                        {"split", split_json(r.split)}});
     rows += r.rows;
@@ -161,6 +172,8 @@ void JobReport::write_json(const std::string& path) const {
       {"hosts", header_.hosts},
       {"devices", header_.devices},
       {"rank_policy", header_.rank_policy},
+      {"gather", header_.gather},
+      {"cost_model", header_.cost_model},
       {"input_nonfinite", nonfinite},
       {"workload_shape",
        {{"rows", header_.rows}, {"batches", header_.batches}, {"num_pages", header_.num_pages},

@@ -33,6 +33,8 @@ struct JobHeader {
   int64_t num_pages = 0;
   int64_t max_num_pages = 0;
   std::string rank_policy;      // "auto" or a number
+  std::string gather;           // how results reach rank 0 ("NCCL 2.28.3 (device to device)", "MPI (host memory)")
+  std::string cost_model;       // where the planner's costs came from
   std::vector<NonFiniteInput> nonfinite;  // rank 0's content check
 };
 
@@ -49,8 +51,9 @@ struct BatchRecord {
   int64_t rows = 0;
   int ranks = 1;
   double work = 0;               // planner work units
-  double predicted_seconds = 0;
-  double seconds = 0;            // wall time of the batch on rank 0 (compute + gather + write)
+  double predicted_seconds = 0;  // the planner's prediction of compute_seconds
+  double compute_seconds = 0;    // rank 0: start of its compute to the batch gathered on it
+  double seconds = 0;            // wall time of the batch on rank 0 (read + compute + gather + write)
   TimeSplit split;               // rank 0's wall time, idle included
 };
 
@@ -59,6 +62,10 @@ class JobReport {
   explicit JobReport(JobHeader header);
 
   void print_header(std::ostream& out) const;
+  // After start-up: how results are gathered and where the rank choice's costs came from.
+  void print_setup(std::ostream& out) const;
+  // Fills in what start-up learned (gather, cost_model) after construction.
+  void set_header(const JobHeader& header) { header_ = header; }
   // Records a finished batch and prints its progress line (rows/s, ETA from work left).
   void batch_done(const BatchRecord& record, double total_work, std::ostream& out);
   void print_summary(std::ostream& out) const;

@@ -6,14 +6,23 @@
 #include <memory>
 #include <string>
 
+#include "comm/world.hpp"
 #include "io/workload.hpp"
 #include "src/plan/plan.hpp"
 
 namespace dsa::run {
 
-// Seconds the last indexer/attention/pipeline call spent in each phase.
+// Seconds the last compute call spent in each phase.
 struct ComputeTimes {
-  double upload = 0, index = 0, attend = 0, download = 0;
+  double upload = 0, index = 0, attend = 0;
+};
+
+// One batch slice's results, row-major: topk [rows, 2048] (indexer, pipeline), output
+// [rows, 16, 512] bf16 and lse [rows, 16] (attention, pipeline); null where the stage has none.
+struct ResultRows {
+  int32_t* topk = nullptr;
+  uint16_t* output = nullptr;
+  float* lse = nullptr;
 };
 
 class Backend {
@@ -28,27 +37,40 @@ class Backend {
   // Called once per job with the KV caches the stage needs; `kv` outlives the backend's use.
   virtual void load_kv(const io::KvCache& kv) = 0;
 
-  // Called once after load_kv with the largest batch slice this rank will compute: a GPU
-  // backend allocates every buffer and workspace now, so no batch allocates, and refuses with
-  // the sizes needed and free when the device cannot hold them (before any kernel runs).
-  virtual void reserve(io::Stage, int64_t /*max_rows*/, int32_t /*max_seq_len*/, int64_t /*max_num_pages*/) {}
+  // Sizes every buffer before the batches: this rank computes at most `max_rows` rows of a
+  // batch and holds at most `max_held` result rows (rank 0 holds whole batches, the other
+  // ranks' rows gathered after its own). A GPU backend allocates everything now, so no batch
+  // allocates, and refuses with the sizes needed and free when the device cannot hold them.
+  // May be called again with larger sizes (buffers grow, never shrink).
+  virtual void reserve(io::Stage, int64_t max_rows, int64_t max_held, int32_t max_seq_len,
+                       int64_t max_num_pages) = 0;
 
-  // rows.count rows. topk: [count, 2048] out.
-  virtual void indexer(const io::QueryRows& rows, int32_t* topk) = 0;
-  // sparse_indices [count, 2048]; output [count, 16, 512] bf16 out; lse [count, 16] out.
-  virtual void attention(const io::QueryRows& rows, const int32_t* sparse_indices, float sm_scale,
-                         uint16_t* output, float* lse) = 0;
+  // Runs `stage` on `rows` (indexer: topk; attention on rows.sparse_indices: output, lse;
+  // pipeline: the indexer's topk feeds attention on the device). The results land in rows
+  // [0, rows.count) of results(). Returns when they are there.
+  virtual void compute(io::Stage stage, const io::QueryRows& rows, float sm_scale) = 0;
 
-  // Indexer then attention on its top-k: topk [count, 2048], output, lse out. A GPU backend
-  // keeps the indices on the device between the two.
-  virtual void pipeline(const io::QueryRows& rows, float sm_scale, int32_t* topk, uint16_t* output, float* lse) = 0;
+  // The result buffers, `max_held` rows each: device memory when results_on_device().
+  virtual ResultRows results() = 0;
+  virtual bool results_on_device() const = 0;
+  // Rows [0, rows) of results() in host memory: a GPU backend downloads them into pinned
+  // buffers it owns; the CPU backend's results are already there.
+  virtual ResultRows host_results(io::Stage stage, int64_t rows) = 0;
+  // The stream results are produced on (a cudaStream_t), for a device-side gather; null for the CPU.
+  virtual void* stream() const { return nullptr; }
 
-  // Phase times of the last call (each backend measures its own phases).
+  // Phase times of the last compute call (each backend measures its own phases).
   virtual ComputeTimes last_times() const = 0;
 
-  // Rough cost of one planner work unit on this backend, for the adaptive rank choice.
+  // Rough cost of one planner work unit on this backend, for the adaptive rank choice when
+  // nothing was measured (see src/run/calibrate.hpp).
   virtual plan::CostModel cost_model() const = 0;
 };
+
+// The backend a job asked for: "cuda", "cpu", or "auto" (a GPU where every rank sees one, else
+// the CPU). A GPU rank binds the GPU of its node-local rank (comm/gpu_binding.hpp). `threads`:
+// CPU threads per rank, 0 = the node's cores shared among its ranks. Collective.
+std::unique_ptr<Backend> make_backend(const std::string& which, int threads, const comm::World& world);
 
 // The CPU reference on `threads` threads (0 = this rank's share of the node's cores).
 std::unique_ptr<Backend> make_cpu_backend(int threads);

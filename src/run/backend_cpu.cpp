@@ -1,9 +1,12 @@
 // The CPU backend: the reference kernels, rows spread over threads.
+#include <algorithm>
 #include <thread>
+#include <vector>
 
 #include "common/error.hpp"
 #include "kernels/reference/attention.hpp"
 #include "kernels/reference/indexer.hpp"
+#include "kernels/shapes.hpp"
 #include "src/report/report.hpp"
 #include "src/run/backend.hpp"
 
@@ -20,7 +23,52 @@ class CpuBackend final : public Backend {
 
   void load_kv(const io::KvCache& kv) override { kv_ = &kv; }
 
-  void indexer(const io::QueryRows& rows, int32_t* topk) override {
+  void reserve(io::Stage stage, int64_t /*max_rows*/, int64_t max_held, int32_t, int64_t) override {
+    const size_t n = static_cast<size_t>(std::max<int64_t>(max_held, 0));
+    if (io::writes_topk(stage) && topk_.size() < n * kTopK) topk_.resize(n * kTopK);
+    if (io::writes_attention(stage)) {
+      if (output_.size() < n * kHeads * kCkvDim) output_.resize(n * kHeads * kCkvDim);
+      if (lse_.size() < n * kHeads) lse_.resize(n * kHeads);
+    }
+  }
+
+  void compute(io::Stage stage, const io::QueryRows& rows, float sm_scale) override {
+    times_ = ComputeTimes{};
+    const ResultRows out = results();
+    if (io::writes_topk(stage)) {
+      DSA_REQUIRE(topk_.size() >= size_t(rows.count) * kTopK, "cpu backend: ", rows.count, " rows, reserved for ",
+                  topk_.size() / kTopK);
+      indexer(rows, out.topk);
+    }
+    if (io::writes_attention(stage)) {
+      DSA_REQUIRE(lse_.size() >= size_t(rows.count) * kHeads, "cpu backend: ", rows.count, " rows, reserved for ",
+                  lse_.size() / kHeads);
+      const int32_t* ids = stage == io::Stage::pipeline ? out.topk : rows.sparse_indices.data();
+      attention(rows, ids, sm_scale, out.output, out.lse);
+    }
+  }
+
+  ResultRows results() override {
+    return {topk_.empty() ? nullptr : topk_.data(), output_.empty() ? nullptr : output_.data(),
+            lse_.empty() ? nullptr : lse_.data()};
+  }
+  bool results_on_device() const override { return false; }
+  ResultRows host_results(io::Stage, int64_t) override { return results(); }
+
+  ComputeTimes last_times() const override { return times_; }
+
+  plan::CostModel cost_model() const override {
+    // Scoring one token costs ~16K FLOP; a core of the reference does a few GFLOP/s.
+    plan::CostModel m;
+    m.seconds_per_unit = 4e-6 / threads_;
+    m.per_rank_seconds = 1e-3;
+    m.gather_bytes_per_second = 2e9;
+    m.gather_latency_seconds = 5e-5;
+    return m;
+  }
+
+ private:
+  void indexer(const io::QueryRows& rows, int32_t* topk) {
     DSA_REQUIRE(kv_ && !kv_->index_k.empty(), "cpu backend: indexer called without the index K cache");
     IndexerParams p;
     p.index_k = kv_->index_k.data();
@@ -36,12 +84,11 @@ class CpuBackend final : public Backend {
     p.topk_indices = topk;
     const double t0 = report::now_seconds();
     ref::indexer(p, threads_);
-    times_ = ComputeTimes{};
     times_.index = report::now_seconds() - t0;
   }
 
   void attention(const io::QueryRows& rows, const int32_t* sparse_indices, float sm_scale, uint16_t* output,
-                 float* lse) override {
+                 float* lse) {
     DSA_REQUIRE(kv_ && !kv_->ckv.empty(), "cpu backend: attention called without the ckv/kpe caches");
     AttentionParams p;
     p.q_nope = rows.q_nope.data();
@@ -56,31 +103,13 @@ class CpuBackend final : public Backend {
     p.lse = lse;
     const double t0 = report::now_seconds();
     ref::attention(p, threads_);
-    times_ = ComputeTimes{};
     times_.attend = report::now_seconds() - t0;
   }
 
-  void pipeline(const io::QueryRows& rows, float sm_scale, int32_t* topk, uint16_t* output, float* lse) override {
-    indexer(rows, topk);
-    const double index = times_.index;
-    attention(rows, topk, sm_scale, output, lse);
-    times_.index = index;
-  }
-
-  ComputeTimes last_times() const override { return times_; }
-
-  plan::CostModel cost_model() const override {
-    // Scoring one token costs ~16K FLOP; a core of the reference does a few GFLOP/s.
-    plan::CostModel m;
-    m.seconds_per_unit = 4e-6 / threads_;
-    m.per_rank_seconds = 1e-3;
-    m.gather_bytes_per_second = 2e9;
-    m.gather_latency_seconds = 5e-5;
-    return m;
-  }
-
- private:
   int threads_;
+  std::vector<int32_t> topk_;
+  std::vector<uint16_t> output_;
+  std::vector<float> lse_;
   const io::KvCache* kv_ = nullptr;
   ComputeTimes times_;
 };

@@ -31,14 +31,34 @@ class DeviceBuffer {
     }
     return ptr_;
   }
-  template <typename T>
-  T* upload(const std::vector<T>& host, cudaStream_t stream) {
-    T* dst = static_cast<T*>(reserve(std::max<size_t>(host.size() * sizeof(T), 1)));
-    if (!host.empty())
-      DSA_CHECK_CUDA(cudaMemcpyAsync(dst, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice, stream));
-    return dst;
-  }
+  void* get() const { return ptr_; }
   size_t bytes() const { return bytes_; }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// Page-locked host memory that grows like DeviceBuffer: downloads into it run at the full
+// PCIe/NVLink-C2C rate and need no staging copy by the driver.
+class PinnedBuffer {
+ public:
+  PinnedBuffer() = default;
+  PinnedBuffer(const PinnedBuffer&) = delete;
+  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+  ~PinnedBuffer() { cudaFreeHost(ptr_); }
+
+  void* reserve(size_t bytes) {
+    if (bytes > bytes_) {
+      DSA_CHECK_CUDA(cudaFreeHost(ptr_));
+      ptr_ = nullptr;
+      bytes_ = 0;
+      DSA_CHECK_CUDA(cudaMallocHost(&ptr_, bytes));
+      bytes_ = bytes;
+    }
+    return ptr_;
+  }
+  void* get() const { return ptr_; }
 
  private:
   void* ptr_ = nullptr;
@@ -75,21 +95,26 @@ class CudaBackend final : public Backend {
     DSA_REQUIRE(need < free_bytes, "dsa-run: the KV caches need ", double(need) / 1e9, " GB on ", name_, ", which has ",
                 double(free_bytes) / 1e9, " GB free");
     num_pages_ = kv.num_pages;
-    index_k_ = index_k_buf_.upload(kv.index_k, stream_);
-    ckv_ = ckv_buf_.upload(kv.ckv, stream_);
-    kpe_ = kpe_buf_.upload(kv.kpe, stream_);
+    index_k_buf_.reserve(std::max<size_t>(kv.index_k.size(), 1));
+    ckv_buf_.reserve(std::max<size_t>(kv.ckv.size() * 2, 1));
+    kpe_buf_.reserve(std::max<size_t>(kv.kpe.size() * 2, 1));
+    index_k_ = upload(index_k_buf_, kv.index_k);
+    ckv_ = upload(ckv_buf_, kv.ckv);
+    kpe_ = upload(kpe_buf_, kv.kpe);
     DSA_CHECK_CUDA(cudaStreamSynchronize(stream_));
   }
 
-  void reserve(io::Stage stage, int64_t max_rows, int32_t max_seq_len, int64_t max_num_pages) override {
-    if (max_rows <= 0) return;
-    const size_t n = static_cast<size_t>(max_rows);
+  void reserve(io::Stage stage, int64_t max_rows, int64_t max_held, int32_t max_seq_len,
+               int64_t max_num_pages) override {
+    const size_t n = static_cast<size_t>(std::max<int64_t>(max_rows, 0));
+    const size_t held = static_cast<size_t>(std::max<int64_t>(max_held, max_rows));
     const bool index = stage != io::Stage::attention, attend = stage != io::Stage::indexer;
     struct Need {
       DeviceBuffer* buffer;
       size_t bytes;
     };
-    std::vector<Need> needs = {{&topk_buf_, n * kTopK * sizeof(int32_t)}};
+    // topk: the indexer's results (held rows) or attention's input ids (computed rows).
+    std::vector<Need> needs = {{&topk_buf_, (index ? held : n) * kTopK * sizeof(int32_t)}};
     if (index) {
       needs.push_back({&q_index_buf_, n * kIndexHeads * kIndexHeadDim});
       needs.push_back({&weights_buf_, n * kIndexHeads * sizeof(float)});
@@ -100,62 +125,80 @@ class CudaBackend final : public Backend {
     if (attend) {
       needs.push_back({&q_nope_buf_, n * kHeads * kCkvDim * sizeof(uint16_t)});
       needs.push_back({&q_pe_buf_, n * kHeads * kKpeDim * sizeof(uint16_t)});
-      needs.push_back({&output_buf_, n * kHeads * kCkvDim * sizeof(uint16_t)});
-      needs.push_back({&lse_buf_, n * kHeads * sizeof(float)});
+      needs.push_back({&output_buf_, held * kHeads * kCkvDim * sizeof(uint16_t)});
+      needs.push_back({&lse_buf_, held * kHeads * sizeof(float)});
       needs.push_back({&attention_ws_, cuda::attention_workspace_bytes(max_rows)});
     }
     size_t total = 0;
-    for (const Need& need : needs) total += need.bytes;
+    for (const Need& need : needs) total += need.bytes > need.buffer->bytes() ? need.bytes : 0;
     size_t free_bytes = 0, device_bytes = 0;
     DSA_CHECK_CUDA(cudaMemGetInfo(&free_bytes, &device_bytes));
-    DSA_REQUIRE(total < free_bytes, "dsa-run: batch slices of up to ", max_rows, " rows (seq_len up to ", max_seq_len,
-                ") need ", double(total) / 1e9, " GB on ", name_, " beside the KV caches, which leave ",
-                double(free_bytes) / 1e9, " GB free: use more ranks or smaller batches");
+    DSA_REQUIRE(total < free_bytes, "dsa-run: batch slices of up to ", max_rows, " rows (", held,
+                " held; seq_len up to ", max_seq_len, ") need ", double(total) / 1e9, " GB more on ", name_,
+                " beside the KV caches, which leave ", double(free_bytes) / 1e9,
+                " GB free: use more ranks or smaller batches");
     for (const Need& need : needs) need.buffer->reserve(std::max<size_t>(need.bytes, 1));
+    // Host copies of the results, page-locked for fast downloads.
+    if (index) host_topk_.reserve(held * kTopK * sizeof(int32_t));
+    if (attend) {
+      host_output_.reserve(held * kHeads * kCkvDim * sizeof(uint16_t));
+      host_lse_.reserve(held * kHeads * sizeof(float));
+    }
+    stage_ = stage;
   }
 
-  void indexer(const io::QueryRows& rows, int32_t* topk) override {
+  void compute(io::Stage stage, const io::QueryRows& rows, float sm_scale) override {
+    DSA_REQUIRE(stage == stage_, "cuda backend: compute(", io::stage_name(stage), ") after reserve(",
+                io::stage_name(stage_), ")");
     begin();
-    upload_indexer_inputs(rows);
+    const bool index = stage != io::Stage::attention, attend = stage != io::Stage::indexer;
+    if (index) upload_indexer_inputs(rows);
+    if (attend) upload_attention_inputs(rows);
+    int32_t* ids = checked<int32_t>(topk_buf_, size_t(rows.count) * kTopK);
+    if (stage == io::Stage::attention && rows.count > 0)
+      DSA_CHECK_CUDA(cudaMemcpyAsync(ids, rows.sparse_indices.data(), size_t(rows.count) * kTopK * sizeof(int32_t),
+                                     cudaMemcpyHostToDevice, stream_));
     mark(Phase::upload);
-    launch_indexer(rows);
-    mark(Phase::index);
-    download(topk, d_topk_, rows.count * kTopK);
-    mark(Phase::download);
+    if (index) {
+      launch_indexer(ids);
+      mark(Phase::index);
+    }
+    if (attend) {
+      launch_attention(rows, ids, sm_scale);  // pipeline: the indexer's ids never leave the device
+      mark(Phase::attend);
+    }
     finish();
   }
 
-  void attention(const io::QueryRows& rows, const int32_t* sparse_indices, float sm_scale, uint16_t* output,
-                 float* lse) override {
-    begin();
-    int32_t* ids = static_cast<int32_t*>(topk_buf_.reserve(size_t(rows.count) * kTopK * sizeof(int32_t)));
-    DSA_CHECK_CUDA(cudaMemcpyAsync(ids, sparse_indices, size_t(rows.count) * kTopK * sizeof(int32_t),
-                                   cudaMemcpyHostToDevice, stream_));
-    upload_attention_inputs(rows);
-    mark(Phase::upload);
-    launch_attention(rows, ids, sm_scale);
-    mark(Phase::attend);
-    download(output, d_output_, rows.count * kHeads * kCkvDim);
-    download(lse, d_lse_, rows.count * kHeads);
-    mark(Phase::download);
-    finish();
+  ResultRows results() override {
+    ResultRows r;
+    if (stage_ != io::Stage::attention) r.topk = static_cast<int32_t*>(topk_buf_.get());
+    if (stage_ != io::Stage::indexer) {
+      r.output = static_cast<uint16_t*>(output_buf_.get());
+      r.lse = static_cast<float*>(lse_buf_.get());
+    }
+    return r;
+  }
+  bool results_on_device() const override { return true; }
+
+  ResultRows host_results(io::Stage stage, int64_t rows) override {
+    const ResultRows dev = results();
+    ResultRows host;
+    if (io::writes_topk(stage)) {
+      host.topk = static_cast<int32_t*>(host_topk_.get());
+      download(host.topk, dev.topk, rows * kTopK);
+    }
+    if (io::writes_attention(stage)) {
+      host.output = static_cast<uint16_t*>(host_output_.get());
+      host.lse = static_cast<float*>(host_lse_.get());
+      download(host.output, dev.output, rows * kHeads * kCkvDim);
+      download(host.lse, dev.lse, rows * kHeads);
+    }
+    DSA_CHECK_CUDA(cudaStreamSynchronize(stream_));
+    return host;
   }
 
-  void pipeline(const io::QueryRows& rows, float sm_scale, int32_t* topk, uint16_t* output, float* lse) override {
-    begin();
-    upload_indexer_inputs(rows);
-    upload_attention_inputs(rows);
-    mark(Phase::upload);
-    launch_indexer(rows);
-    mark(Phase::index);
-    launch_attention(rows, d_topk_, sm_scale);  // the indices stay on the device
-    mark(Phase::attend);
-    download(topk, d_topk_, rows.count * kTopK);
-    download(output, d_output_, rows.count * kHeads * kCkvDim);
-    download(lse, d_lse_, rows.count * kHeads);
-    mark(Phase::download);
-    finish();
-  }
+  void* stream() const override { return stream_; }
 
   ComputeTimes last_times() const override { return times_; }
 
@@ -170,30 +213,44 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  // The first `count` elements of a reserved buffer, refusing a slice larger than reserve() sized.
+  template <typename T>
+  T* checked(DeviceBuffer& buffer, size_t count) {
+    DSA_REQUIRE(count * sizeof(T) <= buffer.bytes(), "cuda backend: a slice needs ", count * sizeof(T),
+                " bytes of a buffer reserved with ", buffer.bytes());
+    return static_cast<T*>(buffer.get());
+  }
+  template <typename T>
+  const T* upload(DeviceBuffer& buffer, const std::vector<T>& host) {
+    T* dst = checked<T>(buffer, host.size());
+    if (!host.empty())
+      DSA_CHECK_CUDA(cudaMemcpyAsync(dst, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice, stream_));
+    return dst;
+  }
+
   void upload_indexer_inputs(const io::QueryRows& rows) {
     ip_ = IndexerParams{};
     ip_.index_k = index_k_;
     ip_.num_pages = num_pages_;
-    ip_.q_index = q_index_buf_.upload(rows.q_index, stream_);
-    ip_.weights = weights_buf_.upload(rows.weights, stream_);
-    ip_.seq_lens = seq_lens_buf_.upload(rows.seq_lens, stream_);
-    ip_.block_table = block_table_buf_.upload(rows.block_table, stream_);
+    ip_.q_index = upload(q_index_buf_, rows.q_index);
+    ip_.weights = upload(weights_buf_, rows.weights);
+    ip_.seq_lens = upload(seq_lens_buf_, rows.seq_lens);
+    ip_.block_table = upload(block_table_buf_, rows.block_table);
     ip_.max_num_pages = rows.max_num_pages;
     ip_.rows = rows.count;
     ip_.max_seq_len = rows.seq_lens.empty() ? 0 : *std::max_element(rows.seq_lens.begin(), rows.seq_lens.end());
   }
 
-  void launch_indexer(const io::QueryRows& rows) {
-    d_topk_ = static_cast<int32_t*>(topk_buf_.reserve(size_t(rows.count) * kTopK * sizeof(int32_t)));
-    ip_.topk_indices = d_topk_;
+  void launch_indexer(int32_t* topk) {
+    ip_.topk_indices = topk;
     const size_t ws = cuda::indexer_workspace_bytes(ip_.rows, ip_.max_seq_len);
-    cuda::indexer(ip_, workspace_.reserve(std::max<size_t>(ws, 1)), ws, stream_);
+    cuda::indexer(ip_, checked<uint8_t>(workspace_, std::max<size_t>(ws, 1)), ws, stream_);
   }
 
   void upload_attention_inputs(const io::QueryRows& rows) {
     ap_ = AttentionParams{};
-    ap_.q_nope = q_nope_buf_.upload(rows.q_nope, stream_);
-    ap_.q_pe = q_pe_buf_.upload(rows.q_pe, stream_);
+    ap_.q_nope = upload(q_nope_buf_, rows.q_nope);
+    ap_.q_pe = upload(q_pe_buf_, rows.q_pe);
   }
 
   void launch_attention(const io::QueryRows& rows, const int32_t* ids, float sm_scale) {
@@ -203,17 +260,15 @@ class CudaBackend final : public Backend {
     ap_.sparse_indices = ids;
     ap_.rows = rows.count;
     ap_.sm_scale = sm_scale;
-    d_output_ = static_cast<uint16_t*>(output_buf_.reserve(size_t(rows.count) * kHeads * kCkvDim * 2));
-    d_lse_ = static_cast<float*>(lse_buf_.reserve(size_t(rows.count) * kHeads * sizeof(float)));
-    ap_.output = d_output_;
-    ap_.lse = d_lse_;
+    ap_.output = checked<uint16_t>(output_buf_, size_t(rows.count) * kHeads * kCkvDim);
+    ap_.lse = checked<float>(lse_buf_, size_t(rows.count) * kHeads);
     const size_t ws = cuda::attention_workspace_bytes(ap_.rows);
-    cuda::attention(ap_, attention_ws_.reserve(std::max<size_t>(ws, 1)), ws, stream_);
+    cuda::attention(ap_, checked<uint8_t>(attention_ws_, std::max<size_t>(ws, 1)), ws, stream_);
   }
 
   // Phase timing with events on the stream: begin(), mark() after each phase, finish() waits
   // for the stream and turns the marks into ComputeTimes.
-  enum class Phase { upload, index, attend, download };
+  enum class Phase { upload, index, attend };
   void begin() {
     marks_ = 0;
     DSA_CHECK_CUDA(cudaEventRecord(events_[0], stream_));
@@ -233,7 +288,6 @@ class CudaBackend final : public Backend {
         case Phase::upload: times_.upload += s; break;
         case Phase::index: times_.index += s; break;
         case Phase::attend: times_.attend += s; break;
-        case Phase::download: times_.download += s; break;
       }
     }
   }
@@ -250,16 +304,15 @@ class CudaBackend final : public Backend {
   const uint8_t* index_k_ = nullptr;
   const uint16_t* ckv_ = nullptr;
   const uint16_t* kpe_ = nullptr;
-  int32_t* d_topk_ = nullptr;
-  uint16_t* d_output_ = nullptr;
-  float* d_lse_ = nullptr;
   DeviceBuffer index_k_buf_, ckv_buf_, kpe_buf_;
   DeviceBuffer q_index_buf_, weights_buf_, seq_lens_buf_, block_table_buf_, q_nope_buf_, q_pe_buf_;
   DeviceBuffer topk_buf_, output_buf_, lse_buf_, workspace_, attention_ws_;
+  PinnedBuffer host_topk_, host_output_, host_lse_;
+  io::Stage stage_ = io::Stage::pipeline;
   IndexerParams ip_;
   AttentionParams ap_;
-  cudaEvent_t events_[5] = {};
-  Phase phases_[4] = {};
+  cudaEvent_t events_[4] = {};
+  Phase phases_[3] = {};
   int marks_ = 0;
   ComputeTimes times_;
 };

@@ -18,22 +18,15 @@
 #include "src/plan/plan.hpp"
 #include "src/report/report.hpp"
 #include "src/run/backend.hpp"
+#include "src/run/batch_step.hpp"
+#include "src/run/calibrate.hpp"
 #include "src/run/interrupt.hpp"
 
 namespace dsa::run {
 namespace {
 
-plan::StageKind stage_kind(io::Stage stage) {
-  switch (stage) {
-    case io::Stage::indexer: return plan::StageKind::indexer;
-    case io::Stage::attention: return plan::StageKind::attention;
-    case io::Stage::pipeline: return plan::StageKind::pipeline;
-  }
-  return plan::StageKind::pipeline;
-}
-
-bool writes_topk(io::Stage s) { return s != io::Stage::attention; }
-bool writes_attention(io::Stage s) { return s != io::Stage::indexer; }
+using io::writes_attention;
+using io::writes_topk;
 
 // Runs `step` on every rank; if any rank throws dsa::Error, every rank learns the first
 // message (by rank), rank 0 prints it, and all return false.
@@ -51,21 +44,24 @@ bool collectively(const comm::World& world, Step&& step) {
   return false;
 }
 
-std::unique_ptr<Backend> choose_backend(const JobOptions& o, const comm::World& world) {
-  int threads = o.threads;
-  if (threads == 0) {
-    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    threads = std::max(1, cores / world.local_size());
-  }
-#ifdef DSA_HAVE_CUDA
-  const int gpus = visible_cuda_devices();
-  const bool every_rank_has_gpu = world.all(gpus > 0);
-  if (o.backend == "cuda" || (o.backend == "auto" && every_rank_has_gpu))
-    return make_cuda_backend(comm::choose_gpu(world.local_rank(), world.local_size(), gpus, world.host()));
-#else
-  DSA_REQUIRE(o.backend != "cuda", "dsa-run: --backend cuda, but this build has no CUDA backend");
-#endif
-  return make_cpu_backend(threads);
+// Rows of the largest batch that start-up calibration times the backend on (1, 2, 4, ... of
+// them): enough to reach the linear regime of a GPU; larger slices are extrapolated.
+constexpr int64_t kCalibrationRows = 2048;
+constexpr double kCalibrationSeconds = 0.5;  // at most about this long
+
+float sm_scale_of(const io::WorkloadInfo& info) { return static_cast<float>(info.sm_scale); }
+
+// One line for the header: where the planner's costs come from.
+std::string describe(const plan::CostModel& m, bool choosing, const JobOptions& o) {
+  if (o.ranks != 0) return "fixed (--ranks " + std::to_string(o.ranks) + ")";
+  if (!choosing) return o.calibration == "none" ? "auto from built-in estimates (--calibration none)"
+                                                : "auto (one rank: nothing to choose)";
+  std::ostringstream out;
+  out.precision(3);
+  out << "auto, compute costs " << m.source << " (" << m.curve_work.size() << " points, "
+      << m.compute_seconds(m.curve_work.empty() ? 0 : m.curve_work.front()) * 1e6 << " us at the smallest), gather "
+      << m.gather_bytes_per_second / 1e9 << " GB/s + " << m.gather_latency_seconds * 1e6 << " us per rank";
+  return out.str();
 }
 
 // The JSON report and the FlashInfer-Bench traces, as far as the job got (rank 0).
@@ -101,7 +97,7 @@ int run_job(const JobOptions& o, const comm::World& world) {
   // --- 2. Backend and plan. -------------------------------------------------------------------
   std::unique_ptr<Backend> backend;
   if (!collectively(world, [&] {
-        backend = choose_backend(o, world);
+        backend = make_backend(o.backend, o.threads, world);
         if (backend->name() == "cuda") comm::check_distinct_gpus(world.hosts(), world.all_gather(backend->device_id()));
       }))
     return kExitFailed;
@@ -111,20 +107,12 @@ int run_job(const JobOptions& o, const comm::World& world) {
   }
 
   const plan::StageKind kind = stage_kind(o.stage);
-  std::vector<double> work(static_cast<size_t>(info.rows));
-  for (int64_t r = 0; r < info.rows; ++r) {
-    const size_t i = static_cast<size_t>(r);
-    work[i] = plan::row_work(kind, stats.seq_lens.empty() ? 0 : stats.seq_lens[i],
-                             stats.valid_ids.empty() ? 0 : stats.valid_ids[i]);
-  }
-  plan::CostModel model = backend->cost_model();
-  model.result_bytes_per_row = (writes_topk(o.stage) ? kTopK * 4.0 : 0.0) +
-                               (writes_attention(o.stage) ? kHeads * (kCkvDim * 2.0 + 4.0) : 0.0);
-  const std::vector<plan::BatchPlan> plans = plan::plan_job(info.batch_offsets, work, world.size(), o.ranks, model);
+  const std::vector<double> work = plan::rows_work(kind, info.rows, stats.seq_lens, stats.valid_ids);
   const int32_t max_seq_len =
       stats.seq_lens.empty() ? 0 : *std::max_element(stats.seq_lens.begin(), stats.seq_lens.end());
-  double total_work = 0;
-  for (const auto& p : plans) total_work += p.work;
+  int64_t max_batch_rows = 0;
+  for (size_t b = 0; b + 1 < info.batch_offsets.size(); ++b)
+    max_batch_rows = std::max(max_batch_rows, info.batch_offsets[b + 1] - info.batch_offsets[b]);
 
   // --- 3. Results file (rank 0). ----------------------------------------------------------------
   report::JobHeader header;
@@ -175,24 +163,64 @@ int run_job(const JobOptions& o, const comm::World& world) {
                 << o.results << "\n";
   }
 
-  // --- 4. KV caches, once per rank. -----------------------------------------------------------
+  // --- 4. KV caches (once per rank), the cost model, the plan, every buffer. -------------------
   io::KvCache kv;
+  std::unique_ptr<BatchStep> step;
+  std::vector<plan::BatchPlan> plans;
+  plan::CostModel model = backend->cost_model();
+  model.result_bytes_per_row = (writes_topk(o.stage) ? kTopK * 4.0 : 0.0) +
+                               (writes_attention(o.stage) ? kHeads * (kCkvDim * 2.0 + 4.0) : 0.0);
+  // Costs matter only where auto has a choice to make.
+  const bool choosing = o.ranks == 0 && world.size() > 1 && o.calibration != "none";
+  const int64_t sample_rows = calibration_rows(info, kCalibrationRows);
+  // Each step below that a rank may fail alone is collectively() on its own, with no
+  // collective call inside it, so a failing rank cannot leave the others waiting.
   if (!collectively(world, [&] {
         kv = workload->read_kv();
         backend->load_kv(kv);
-        // The largest slice this rank computes, and the longest row anywhere (an upper bound).
+        if (choosing) backend->reserve(o.stage, sample_rows, sample_rows, max_seq_len, info.max_num_pages);
+      }))
+    return kExitFailed;
+  if (choosing) {
+    ComputeCurve curve;
+    if (!collectively(world, [&] {
+          if (!world.is_root()) return;
+          curve = o.calibration == "measure"
+                      ? calibrate_on_workload(*backend, *workload, o.stage, work, sample_rows, kCalibrationSeconds)
+                      : read_calibration(o.calibration, o.stage);
+        }))
+      return kExitFailed;
+    world.broadcast(curve.work);
+    world.broadcast(curve.seconds);
+    apply_curve(model, curve);
+    model.source = o.calibration == "measure" ? "measured at start-up" : o.calibration;
+  }
+  if (!collectively(world, [&] { step = std::make_unique<BatchStep>(world, *backend, o.stage); })) return kExitFailed;
+  if (choosing) {
+    const GatherCost g = measure_gather(world, *step, o.stage, std::max<int64_t>(1, sample_rows / world.size()),
+                                        model.result_bytes_per_row);
+    model.gather_bytes_per_second = g.bytes_per_second;
+    model.gather_latency_seconds = g.latency_seconds;
+  }
+  if (!collectively(world, [&] {
+        plans = plan::plan_job(info.batch_offsets, work, world.size(), o.ranks, model);
+        // The largest slice this rank computes; rank 0 holds whole batches.
         int64_t max_rows = 0;
         for (const plan::BatchPlan& p : plans) max_rows = std::max(max_rows, p.end(world.rank()) - p.begin(world.rank()));
-        backend->reserve(o.stage, max_rows, max_seq_len, info.max_num_pages);
+        backend->reserve(o.stage, max_rows, world.is_root() ? max_batch_rows : max_rows, max_seq_len,
+                         info.max_num_pages);
       }))
-    return 1;
+    return kExitFailed;
+  double total_work = 0;
+  for (const auto& p : plans) total_work += p.work;
+  header.gather = world.size() > 1 ? step->transport() : "none (one rank)";
+  header.cost_model = describe(model, choosing, o);
+  report.set_header(header);
+  if (world.is_root()) report.print_setup(std::cout);
   report.mark_setup_done();
 
   // --- 5. The batches. --------------------------------------------------------------------------
-  const float sm_scale = static_cast<float>(info.sm_scale);
-  std::vector<int32_t> topk;
-  std::vector<uint16_t> output;
-  std::vector<float> lse;
+  const float sm_scale = sm_scale_of(info);
   Watchdog watchdog(o.timeout, world.rank());
   int64_t stop = 0;  // the signal all ranks agreed to stop on (0 = none)
   for (size_t b = static_cast<size_t>(first_batch); b < plans.size(); ++b) {
@@ -200,32 +228,15 @@ int run_job(const JobOptions& o, const comm::World& world) {
     const double t0 = report::now_seconds();
     watchdog.arm(plan.batch);
     const int me = world.rank();
-    // Rank 0 holds the whole batch (its own rows first, the others' land after them); other
-    // ranks hold their own rows.
     const int64_t my_rows = plan.end(me) - plan.begin(me);
-    const int64_t held = world.is_root() ? plan.rows : my_rows;
-    if (writes_topk(o.stage)) topk.assign(static_cast<size_t>(held) * kTopK, -1);
-    if (writes_attention(o.stage)) {
-      output.assign(static_cast<size_t>(held) * kHeads * kCkvDim, 0);
-      lse.assign(static_cast<size_t>(held) * kHeads, 0.f);
-    }
     report::TimeSplit split;
-    double t_mark = t0;
-    auto lap = [&t_mark] {  // seconds since the previous lap
-      const double now = report::now_seconds(), dt = now - t_mark;
-      t_mark = now;
-      return dt;
-    };
-    if (my_rows > 0) try {
-      const io::QueryRows rows = workload->read_rows(plan.begin(me), my_rows);
-      split.read = lap();
-      switch (o.stage) {
-        case io::Stage::indexer: backend->indexer(rows, topk.data()); break;
-        case io::Stage::attention:
-          backend->attention(rows, rows.sparse_indices.data(), sm_scale, output.data(), lse.data());
-          break;
-        case io::Stage::pipeline: backend->pipeline(rows, sm_scale, topk.data(), output.data(), lse.data()); break;
-      }
+    double t_compute = 0;
+    try {
+      io::QueryRows rows;
+      if (my_rows > 0) rows = workload->read_rows(plan.begin(me), my_rows);
+      split.read = report::now_seconds() - t0;
+      t_compute = report::now_seconds();
+      step->compute_and_gather(plan, rows, sm_scale, split);
     } catch (const Error& e) {
       // Name the batch and rows: "[rank 1] batch 3 (rows 96..127): kernel.cu:88: ... failed: ...".
       std::string what = e.what();
@@ -233,26 +244,22 @@ int run_job(const JobOptions& o, const comm::World& world) {
       if (what.compare(0, prefix.size(), prefix) == 0) what.erase(0, prefix.size());
       fail("batch ", plan.batch, " (rows ", plan.begin(me), "..", plan.end(me) - 1, "): ", what);
     }
-    if (my_rows > 0) {
-      const ComputeTimes c = backend->last_times();
-      split.upload = c.upload;
-      split.index = c.index;
-      split.attend = c.attend;
-      split.download = c.download;
-      split.other = std::max(0.0, lap() - (c.upload + c.index + c.attend + c.download));
-    }
+    const double compute_seconds = report::now_seconds() - t_compute;
     maybe_inject_fault(me, plan.batch, "compute");
-    const std::vector<int64_t>& cuts = plan.cuts;
-    if (writes_topk(o.stage)) comm::gather_rows(world, topk.data(), topk.data(), cuts, kTopK * sizeof(int32_t));
-    if (writes_attention(o.stage)) {
-      comm::gather_rows(world, output.data(), output.data(), cuts, kHeads * kCkvDim * sizeof(uint16_t));
-      comm::gather_rows(world, lse.data(), lse.data(), cuts, kHeads * sizeof(float));
-    }
-    split.gather = lap();
     if (world.is_root()) {
-      results->write_rows(plan.first_row, plan.rows, writes_topk(o.stage) ? topk.data() : nullptr,
-                          writes_attention(o.stage) ? output.data() : nullptr,
-                          writes_attention(o.stage) ? lse.data() : nullptr);
+      double t_mark = report::now_seconds();
+      auto lap = [&t_mark] {  // seconds since the previous lap
+        const double now = report::now_seconds(), dt = now - t_mark;
+        t_mark = now;
+        return dt;
+      };
+      // Whatever compute_and_gather spent outside its measured parts (the idle wait for other
+      // ranks' rows inside a gather is part of "gather").
+      split.other += std::max(0.0, compute_seconds - (split.upload + split.index + split.attend + split.other +
+                                                      split.gather));
+      const ResultRows host = step->fetch(plan, split);
+      lap();
+      results->write_rows(plan.first_row, plan.rows, host.topk, host.output, host.lse);
       const double seconds = report::now_seconds() - t0;
       results->write_batch(plan.batch, plan.ranks, seconds);
       maybe_inject_fault(me, plan.batch, "write");
@@ -264,6 +271,7 @@ int run_job(const JobOptions& o, const comm::World& world) {
       record.ranks = plan.ranks;
       record.work = plan.work;
       record.predicted_seconds = plan.predicted_seconds;
+      record.compute_seconds = compute_seconds;
       record.seconds = seconds;
       // Idle: waiting for the other ranks at the end of the batch (the agreement below), and
       // the progress line, counted before they happen so the record can carry them.

@@ -27,6 +27,10 @@ std::optional<JobOptions> parse_options(int argc, char** argv, std::ostream& hel
       "auto (a GPU where every rank sees one, else the CPU) | cuda | cpu")(
       "ranks", po::value(&ranks)->default_value("auto"),
       "ranks taking part in each batch: auto (least predicted time) or a number")(
+      "calibration", po::value(&o.calibration)->default_value("measure"),
+      "where auto's compute costs come from: measure (time the backend on a sample of the\n"
+      "workload's rows at start-up, when there is a choice to make), a file written by\n"
+      "'dsa-bench calibrate', or none (built-in estimates)")(
       "threads", po::value(&o.threads)->default_value(0),
       "CPU backend threads per rank (0 = the node's cores shared among its ranks)")(
       "report", po::value(&o.report), "also write the header, per-batch figures and summary as JSON here")(
@@ -75,6 +79,7 @@ std::optional<JobOptions> parse_options(int argc, char** argv, std::ostream& hel
       throw UsageError("dsa-run: --ranks takes 'auto' or a positive number, not '" + ranks + "'");
     }
   }
+  if (o.calibration.empty()) throw UsageError("dsa-run: --calibration takes measure, none or a file");
   if (o.threads < 0) throw UsageError("dsa-run: --threads must be >= 0");
   if (!(o.timeout >= 0)) throw UsageError("dsa-run: --timeout must be >= 0 seconds");
   if (o.resume && o.force) throw UsageError("dsa-run: --resume and --force contradict each other");

@@ -21,6 +21,7 @@ struct JobOptions {
   bool resume = false;           // continue after the results file's completed batches
   double timeout = 0;            // seconds a batch may take on a rank before the job aborts (0 = none)
   int ranks = 0;                 // ranks per batch: 0 = auto
+  std::string calibration = "measure";  // measure | none | a calibration file
   int threads = 0;               // CPU threads per rank: 0 = this rank's share of the node's cores
   bool quiet = false;            // no per-batch progress lines
 };

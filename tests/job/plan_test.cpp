@@ -115,6 +115,39 @@ TEST(PlanBatch, AutoPicksTheLeastPredictedTime) {
   }
 }
 
+TEST(CostModel, MeasuredCurveIsInterpolatedHeldBelowAndProportionalAbove) {
+  CostModel m;
+  // Points out of order, one repeated (averaged), one dip (made non-decreasing).
+  m.set_curve({4000, 1000, 2000, 2000, 3000}, {40e-6, 10e-6, 18e-6, 22e-6, 15e-6});
+  EXPECT_EQ(m.curve_work, (std::vector<double>{1000, 2000, 3000, 4000}));
+  EXPECT_DOUBLE_EQ(m.curve_seconds[1], 20e-6);
+  EXPECT_DOUBLE_EQ(m.curve_seconds[2], 20e-6);  // the dip is lifted to its predecessor
+  EXPECT_DOUBLE_EQ(m.compute_seconds(10), 10e-6);     // latency floor below the first point
+  EXPECT_DOUBLE_EQ(m.compute_seconds(1500), 15e-6);   // halfway between the first two
+  EXPECT_DOUBLE_EQ(m.compute_seconds(6000), 60e-6);   // in proportion to the last point
+  for (double w = 1; w < 1e5; w *= 1.7) EXPECT_LE(m.compute_seconds(w), m.compute_seconds(w * 1.7));
+  EXPECT_THROW(m.set_curve({}, {}), Error);
+  EXPECT_THROW(m.set_curve({1, 2}, {1e-6}), Error);
+  EXPECT_THROW(m.set_curve({0}, {1e-6}), Error);
+}
+
+TEST(PlanBatch, AutoWithAMeasuredLatencyFloorKeepsSmallBatchesTogether) {
+  // A GPU-like curve: 20 us for anything up to 64 rows of work, then linear.
+  CostModel m;
+  m.set_curve({64 * 1000.0, 4096 * 1000.0}, {20e-6, 20e-6 + 4032 * 0.5e-6});
+  m.per_rank_seconds = 5e-6;
+  m.gather_latency_seconds = 10e-6;
+  m.result_bytes_per_row = 16384;
+  m.gather_bytes_per_second = 200e9;
+  // 32 rows: splitting saves nothing below the floor but costs a gather.
+  EXPECT_EQ(plan_batch(0, 0, std::vector<double>(32, 1000.0), 8, 0, m).ranks, 1);
+  // 8192 rows: ~4 ms on one rank; spreading wins, and auto is the best of the fixed counts.
+  const std::vector<double> w(8192, 1000.0);
+  const auto best = plan_batch(0, 0, w, 8, 0, m);
+  EXPECT_GT(best.ranks, 1);
+  for (int k = 1; k <= 8; ++k) EXPECT_LE(best.predicted_seconds, plan_batch(0, 0, w, 8, k, m).predicted_seconds);
+}
+
 TEST(PlanJob, OnePlanPerBatchCoveringItsRows) {
   const std::vector<int64_t> offsets = {0, 3, 4, 10};
   const auto plans = plan_job(offsets, std::vector<double>(10, 1.0), 4, 0, CostModel{});

@@ -1,0 +1,26 @@
+#include <algorithm>
+#include <thread>
+
+#include "comm/gpu_binding.hpp"
+#include "common/error.hpp"
+#include "src/run/backend.hpp"
+
+namespace dsa::run {
+
+std::unique_ptr<Backend> make_backend(const std::string& which, int threads, const comm::World& world) {
+  if (threads == 0) {
+    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    threads = std::max(1, cores / world.local_size());
+  }
+#ifdef DSA_HAVE_CUDA
+  const int gpus = visible_cuda_devices();
+  const bool every_rank_has_gpu = world.all(gpus > 0);
+  if (which == "cuda" || (which == "auto" && every_rank_has_gpu))
+    return make_cuda_backend(comm::choose_gpu(world.local_rank(), world.local_size(), gpus, world.host()));
+#else
+  DSA_REQUIRE(which != "cuda", "dsa-run: --backend cuda, but this build has no CUDA backend");
+#endif
+  return make_cpu_backend(threads);
+}
+
+}  // namespace dsa::run

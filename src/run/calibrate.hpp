@@ -1,0 +1,65 @@
+// What the adaptive rank choice is planned from (plan::CostModel), measured rather than guessed:
+//  - compute: the backend's time for slices of real rows (1, 2, 4, ... rows), as seconds
+//    against planner work units; measured at start-up, or read from a file that
+//    `dsa-bench calibrate` writes (--calibration);
+//  - gather: its bandwidth and per-rank latency, measured across the job's own ranks.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "comm/world.hpp"
+#include "io/workload.hpp"
+#include "src/plan/plan.hpp"
+#include "src/run/backend.hpp"
+
+namespace dsa::run {
+
+class BatchStep;
+
+// Measured compute time against slice work for one stage on one device.
+struct ComputeCurve {
+  std::string stage;
+  std::string device;
+  std::vector<int64_t> rows;     // slice sizes timed
+  std::vector<double> work;      // their planner work units
+  std::vector<double> seconds;   // median compute seconds (upload + kernels)
+};
+
+// Times backend.compute(stage) on the first 1, 2, 4, ... rows of `sample` (all of it last):
+// a warm-up, then the median of up to 5 runs each, within about `budget_seconds` in all (a
+// slow backend stops at the size where one run exceeds a quarter of the budget).
+// `row_work[i]` is the planner work of sample row i. The backend must be reserve'd for the
+// sample's rows.
+ComputeCurve measure_compute(Backend& backend, io::Stage stage, const io::QueryRows& sample,
+                             const std::vector<double>& row_work, float sm_scale, double budget_seconds);
+
+// The first rows (at most `max_rows`) of the workload's largest batch, and measure_compute on
+// them with `budget_seconds`. `work` is the planner work of every workload row. The backend must
+// have the KV caches and be reserve'd for calibration_rows(info, max_rows) rows.
+int64_t calibration_rows(const io::WorkloadInfo& info, int64_t max_rows);
+ComputeCurve calibrate_on_workload(Backend& backend, const io::WorkloadFile& workload, io::Stage stage,
+                                   const std::vector<double>& work, int64_t max_rows, double budget_seconds);
+
+struct GatherCost {
+  double bytes_per_second = 0;
+  double latency_seconds = 0;  // per sending rank
+};
+
+// Collective: times the gather of every rank's first 1 and `rows_per_rank` result rows to rank
+// 0 (the median of 5 each) and fits bytes/s and per-rank latency. Needs world.size() >= 2 and
+// every backend reserve'd to hold rows_per_rank * world.size() rows.
+GatherCost measure_gather(const comm::World& world, BatchStep& step, io::Stage stage, int64_t rows_per_rank,
+                          double result_bytes_per_row);
+
+// Calibration files (JSON): one curve per stage. write replaces the stages it is given and
+// keeps the file's others; read throws dsa::Error naming the file when the stage is missing
+// or the file is not one.
+void write_calibration(const std::string& path, const std::vector<ComputeCurve>& curves);
+ComputeCurve read_calibration(const std::string& path, io::Stage stage);
+
+// The model with `curve` as its compute cost.
+void apply_curve(plan::CostModel& model, const ComputeCurve& curve);
+
+}  // namespace dsa::run
