@@ -23,17 +23,21 @@ using idx::ceil_div64;
 
 constexpr int kMaxDevices = 64;
 constexpr int kScoreStages = 12;         // ring slots of 8448 B (about 100 KB)
-constexpr int kMinScoreStages = 4;
+// Slot s of the ring holds items s, s + stages, ...; a consumer group takes every kGroups-th
+// item, so each slot must stay with one group (stages a multiple of the group count: 2 or 3),
+// else a group could wait on a slot's phase parity one phase ahead of another group's page.
+constexpr int kStageMultiple = 6;
+constexpr int kMinScoreStages = kStageMultiple;
 constexpr int kRowsPerScoresLaunch = 8192;  // bounds the per-block row prefix in shared memory
 constexpr int kScoresPagesPerBlock = 16;    // fewer blocks than SMs when the work is small
 constexpr int kMaxTopkCluster = 8;          // portable cluster size
 constexpr int kQTileBytes = idx::q_tile_bytes(idx::kMmaWgmmaF16);  // the largest q tile of any path
 constexpr int kDefaultTopkVariant = idx::kTopkGather;
 // Scores path on sm_90. kWgmma (fp8 operands, the tensor core's reduced-precision fp8
-// accumulation) is fastest but failed the SPEC top-k criterion on 2 of about 1,100 random long
-// rows on an H100. kWgmmaF16 (fp8 converted to f16 in registers, fp32 accumulation) passed
-// every gpu_indexer_tests case on an H200 (2026-11-22) and is 1.4x faster than mma.sync there
-// (b=64 L=32K: 148 us vs 211 us), so it is the default.
+// accumulation) failed the SPEC top-k criterion on about 1 of 1,000 random long rows (H100 and
+// H200). kWgmmaF16 (fp8 converted to f16 in registers, fp32 accumulation, 3 consumer groups)
+// passes every gpu_indexer_tests case and runs as fast as kWgmma on an H200 (2026-11-23,
+// b=64 L=32K: 113 us vs 113 us; mma.sync 212 us), so it is the default.
 constexpr IndexerScoresPath kDefaultSm90Path = IndexerScoresPath::kWgmmaF16;
 
 struct DeviceCaps {
@@ -93,12 +97,12 @@ Plan make_plan(int64_t rows, int32_t max_seq_len, int64_t max_num_pages, const D
 
   if (plan.need_scores) {
     plan.rows_per_launch = static_cast<int>(std::min<int64_t>(rows, kRowsPerScoresLaunch));
-    plan.stages = stages > 0 ? std::max(stages, idx::kScoreGroups) : kScoreStages;
+    plan.stages = stages > 0 ? static_cast<int>(ceil_div64(stages, kStageMultiple) * kStageMultiple) : kScoreStages;
     while (plan.stages > kMinScoreStages &&
-           idx::scores_smem_bytes(idx::kScoreGroups, plan.stages, plan.rows_per_launch, kQTileBytes) > caps.smem_optin)
-      --plan.stages;
+           idx::scores_smem_bytes(idx::kMaxScoreGroups, plan.stages, plan.rows_per_launch, kQTileBytes) > caps.smem_optin)
+      plan.stages -= kStageMultiple;
     plan.scores_smem =
-        static_cast<size_t>(idx::scores_smem_bytes(idx::kScoreGroups, plan.stages, plan.rows_per_launch, kQTileBytes));
+        static_cast<size_t>(idx::scores_smem_bytes(idx::kMaxScoreGroups, plan.stages, plan.rows_per_launch, kQTileBytes));
     DSA_REQUIRE(plan.scores_smem <= static_cast<size_t>(caps.smem_optin), "indexer: scores kernel needs ",
                 plan.scores_smem, " B of shared memory, the device allows ", caps.smem_optin);
     const int64_t pages_bound = plan.rows_per_launch * ceil_div64(plan.len_cap, kPageSize);
@@ -134,7 +138,7 @@ Plan make_plan(int64_t rows, int32_t max_seq_len, int64_t max_num_pages, const D
 IndexerScoresPath resolve_path(IndexerScoresPath path, const DeviceCaps& caps) {
   if (path == IndexerScoresPath::kAuto)
     return caps.cc_major == 9 && caps.cc_minor == 0 ? kDefaultSm90Path : IndexerScoresPath::kPortable;
-  if (path == IndexerScoresPath::kWgmma || path == IndexerScoresPath::kWgmmaF16)
+  if (path == IndexerScoresPath::kWgmma || path == IndexerScoresPath::kWgmmaF16 || path == IndexerScoresPath::kWgmmaSplit)
     DSA_REQUIRE(caps.cc_major == 9 && caps.cc_minor == 0, "indexer: the wgmma path needs an sm_90 device, this is sm_",
                 caps.cc_major, caps.cc_minor);
   return path;
@@ -170,6 +174,7 @@ const char* indexer_path_name(IndexerScoresPath path) {
     case IndexerScoresPath::kPortable: return "mma.sync";
     case IndexerScoresPath::kWgmma: return "wgmma";
     case IndexerScoresPath::kWgmmaF16: return "wgmma-f16";
+    case IndexerScoresPath::kWgmmaSplit: return "wgmma-split";
   }
   return "?";
 }
@@ -224,7 +229,10 @@ void indexer_run(const IndexerParams& p, void* workspace, size_t workspace_bytes
       if (path == IndexerScoresPath::kWgmma)
         idx::launch_scores_wgmma(a, plan.scores_grid, plan.scores_smem, stream);
       else if (path == IndexerScoresPath::kWgmmaF16)
-        idx::launch_scores_wgmma_f16(a, plan.scores_grid, plan.scores_smem, stream);
+        idx::launch_scores_wgmma_f16(a, options.scores_groups == idx::kScoreGroups ? idx::kScoreGroups : idx::kScoreGroupsF16,
+                                      plan.scores_grid, plan.scores_smem, stream);
+      else if (path == IndexerScoresPath::kWgmmaSplit)
+        idx::launch_scores_wgmma_split(a, plan.scores_grid, plan.scores_smem, stream);
       else
         idx::launch_scores_portable(a, plan.scores_grid, plan.scores_smem, stream);
     }

@@ -18,14 +18,20 @@ enum class IndexerScoresPath {
                // accumulation: about 1e-2 of the products' magnitude, enough to fail the SPEC
                // top-k criterion on about 1 long row in 1000 (measured)
   kWgmmaF16,   // wgmma m64n64k16 f16 on fp8 converted in registers (sm_90a only); fp32
-               // accumulation. Compiled but NOT YET RUN on a GPU (see docs/benchmarks/indexer.md)
+               // accumulation, 3 consumer warpgroups (2 with scores_groups = 2). The sm_90 default
+  kWgmmaSplit, // wgmma m64n64k32 e4m3, each k-step of 32 into a fresh accumulator (one commit
+               // group and wait each), the four partial sums added in fp32 (sm_90a only):
+               // evaluation path, about 3x smaller errors than kWgmma but not SPEC-exact (the
+               // reduced-precision sum inside each k-step remains) and slower
 };
 
 struct IndexerRunOptions {
   IndexerScoresPath path = IndexerScoresPath::kAuto;
   bool run_scores = true;
   bool run_topk = true;
-  int stages = 0;            // scores pipeline depth in pages (0 = the default)
+  int stages = 0;            // scores pipeline depth in pages (0 = the default; rounded up to a multiple of 6)
+  int scores_groups = 0;     // wgmma-f16 consumer warpgroups: 0 = the default (3), 2 = two
+                             // software-pipelined groups (comparison variant)
   int topk_cluster = 0;      // blocks per row in the top-k (1, 2, 4, 8; 0 = the fewest whose shared memory holds the row)
   int topk_variant = -1;     // -1 = the default; 0 = gather the threshold bin's keys in one block
                              // (per-bin slot cursors); 1 = resolve it with cluster-summed histograms

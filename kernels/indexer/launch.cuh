@@ -1,5 +1,5 @@
 // Kernel launchers of the indexer, one per compiled specialisation (scores_portable.cu,
-// scores_sm90.cu, topk.cu), called by indexer.cu. Each sets the shared-memory attribute it needs,
+// scores_sm90*.cu, topk.cu), called by indexer.cu. Each sets the shared-memory attribute it needs,
 // launches on `stream` and checks the launch.
 #pragma once
 
@@ -12,11 +12,14 @@
 
 namespace dsa::cuda::idx {
 
-inline constexpr int kScoreGroups = 2;  // consumer warpgroups per scores block
+inline constexpr int kScoreGroups = 2;     // consumer warpgroups per scores block
+inline constexpr int kScoreGroupsF16 = 3;  // the same for the f16 path (latency-bound: more groups)
+inline constexpr int kMaxScoreGroups = 3;  // shared memory is sized for this many q tiles
 
 void launch_scores_portable(const ScoresArgs& args, int grid, size_t smem_bytes, cudaStream_t stream);
 void launch_scores_wgmma(const ScoresArgs& args, int grid, size_t smem_bytes, cudaStream_t stream);
-void launch_scores_wgmma_f16(const ScoresArgs& args, int grid, size_t smem_bytes, cudaStream_t stream);
+void launch_scores_wgmma_f16(const ScoresArgs& args, int groups, int grid, size_t smem_bytes, cudaStream_t stream);
+void launch_scores_wgmma_split(const ScoresArgs& args, int grid, size_t smem_bytes, cudaStream_t stream);
 
 // grid = rows * cluster blocks, clusters of `cluster` blocks (1..8) along x. `after_scores`:
 // launched as the programmatic dependent of the scores kernel just before it in the stream.

@@ -8,13 +8,20 @@
 // ones. Each block:
 //   - producer warp: walks its page range, reads page ids from the block table (a batch of 32
 //     ahead), and streams each page (8192 B fp8 + 256 B scales, contiguous) into a ring of
-//     `stages` shared-memory slots with one bulk copy completing on the slot's `full` mbarrier;
-//   - kGroups consumer groups of 4 warps take the slots round robin. Each warp loads its 16
-//     tokens' A fragments from shared memory (registers), the tensor cores compute 64 tokens x 64
-//     heads x K=128 (mma.sync with q in registers; or one wgmma warpgroup with q in shared
-//     memory, on the fp8 operands or on f16 converted from them in registers), the warp releases
-//     the slot and reduces relu * weight over heads in registers, times the token scale, and
-//     stores the scores of its tokens below seq_len.
+//     `stages` shared-memory slots with one bulk copy completing on the slot's `full` mbarrier.
+//     Only the bulk copies write the ring: consumers derive each slot's row and page from the
+//     item index (no descriptor passes through shared memory);
+//   - kGroups consumer groups of 4 warps take the items round robin (stages is a multiple of
+//     kGroups, so each slot always serves the same group). Each warp loads its 16 tokens' A
+//     fragments from shared memory (registers), the tensor cores compute 64 tokens x 64 heads x
+//     K=128 (mma.sync with q in registers; or one wgmma warpgroup with q in shared memory, on
+//     the fp8 operands or on f16 converted from them in registers), the warp releases the slot
+//     and reduces relu * weight over heads in registers, times the token scale, and stores the
+//     scores of its tokens below seq_len.
+//   - wgmma-f16 (the sm_90 default): 3 groups, each waiting for and reducing its previous page
+//     while the others convert or multiply (one page's wgmma chain in flight per group: ptxas
+//     serialises every wgmma of the kernel when accumulators are read while a chain runs); or
+//     2 groups, each converting page i + 1 while page i's chain runs (comparison variant).
 //
 // K permutation: the reduction over K = 128 is order-free, so both operands use the same
 // permutation of K that lets each thread fetch its A fragments as two 16-byte loads per token.
@@ -26,6 +33,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/indexer/common.cuh"
 #include "kernels/indexer/portable/mma_sync.cuh"
@@ -54,7 +62,8 @@ inline constexpr int32_t kScoresSkipMath = 1;  // consumers release pages untouc
 // Tensor-core variants of the scores kernel.
 inline constexpr int kMmaPortable = 0;  // mma.sync m16n8k32, q in registers
 inline constexpr int kMmaWgmma = 1;     // wgmma e4m3, one accumulator chain over K = 128
-inline constexpr int kMmaWgmmaF16 = 2;  // wgmma f16 on converted fp8 (fp32 accumulation)
+inline constexpr int kMmaWgmmaF16 = 2;  // wgmma f16 on converted fp8 (fp32 accumulation), two pages in flight
+inline constexpr int kMmaWgmmaSplit = 3;  // wgmma e4m3, each k-step of 32 into its own accumulator, fp32 sums
 
 // Bytes of a consumer group's q tile in shared memory.
 __host__ __device__ constexpr int q_tile_bytes(int mma) { return mma == kMmaWgmmaF16 ? 2 * kQBytes : kQBytes; }
@@ -69,7 +78,6 @@ struct ScoresLayout {
   int64_t ring = 0;     // stages x 8448
   int64_t full = 0;     // stages x mbarrier
   int64_t empty = 0;    // stages x mbarrier
-  int64_t desc = 0;     // stages x int2 {row, page index in row}
   int64_t prefix = 0;   // (rows + 1) x int32: long-row page prefix
   int64_t scratch = 0;  // 33 x int32
   int64_t bytes = 0;
@@ -81,8 +89,7 @@ __host__ __device__ inline ScoresLayout scores_layout(int groups, int stages, in
   l.ring = static_cast<int64_t>(groups) * q_bytes;
   l.full = l.ring + static_cast<int64_t>(stages) * kPageBytes;
   l.empty = l.full + 8 * stages;
-  l.desc = l.empty + 8 * stages;
-  l.prefix = l.desc + 8 * stages;
+  l.prefix = l.empty + 8 * stages;
   l.scratch = l.prefix + 4 * (static_cast<int64_t>(rows) + 1);
   l.bytes = l.scratch + 4 * 33;
   return l;
@@ -181,7 +188,6 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_scores_ker
   const ScoresLayout lay = scores_layout(kGroups, args.stages, args.rows, q_tile_bytes(kMma));
   uint64_t* full = reinterpret_cast<uint64_t*>(smem + lay.full);
   uint64_t* empty = reinterpret_cast<uint64_t*>(smem + lay.empty);
-  int2* desc = reinterpret_cast<int2*>(smem + lay.desc);
   int32_t* prefix = reinterpret_cast<int32_t*>(smem + lay.prefix);
   int32_t* scratch = reinterpret_cast<int32_t*>(smem + lay.scratch);
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -223,47 +229,51 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_scores_ker
   const int64_t items = total * (blockIdx.x + 1) / gridDim.x - item_begin;
   if (items == 0) return;
   uint8_t* ring = smem + lay.ring;
+  // Row of global page item w: the largest r with prefix[r] <= w (rows without pages skipped).
+  auto find_row = [&](int64_t w) {
+    int lo = 0, hi = rows;
+    while (hi - lo > 1) {
+      const int mid = (lo + hi) >> 1;
+      if (prefix[mid] <= w) lo = mid; else hi = mid;
+    }
+    return lo;
+  };
 
   if (warp == kGroups * kWarpsPerGroup) {
     // ---------------- producer warp ----------------
+    // Only the bulk copies write the ring; consumers derive each slot's row and page from the
+    // item index themselves, so no shared-memory descriptor passes between the roles.
     const uint64_t policy = l2_policy_evict_first();
-    auto locate = [&](int64_t w, int32_t& row, int32_t& page) {
-      int lo = 0, hi = rows;  // largest lo with prefix[lo] <= w
-      while (hi - lo > 1) {
-        const int mid = (lo + hi) >> 1;
-        if (prefix[mid] <= w) lo = mid; else hi = mid;
-      }
-      row = lo;
-      const int32_t p = static_cast<int32_t>(w - prefix[lo]);
-      page = __ldg(args.block_table + row * args.bt_stride + p);
-    };
-    int32_t row_c = 0, page_c = 0;
-    if (lane < items) locate(item_begin + lane, row_c, page_c);
+    int32_t page_c = 0;
+    if (lane < items) {
+      const int64_t w = item_begin + lane;
+      const int r = find_row(w);
+      page_c = __ldg(args.block_table + r * args.bt_stride + static_cast<int32_t>(w - prefix[r]));
+    }
     uint32_t stage = 0, phase = 0;
     for (int64_t b0 = 0; b0 < items; b0 += 32) {
-      int32_t row_n = 0, page_n = 0;
-      if (b0 + 32 + lane < items) locate(item_begin + b0 + 32 + lane, row_n, page_n);
+      int32_t page_n = 0;
+      if (b0 + 32 + lane < items) {
+        const int64_t w = item_begin + b0 + 32 + lane;
+        const int r = find_row(w);
+        page_n = __ldg(args.block_table + r * args.bt_stride + static_cast<int32_t>(w - prefix[r]));
+      }
       const int cnt = items - b0 < 32 ? static_cast<int>(items - b0) : 32;
       for (int j = 0; j < cnt; ++j) {
-        const int32_t r = __shfl_sync(0xffffffffu, row_c, j);
         const int32_t pg = __shfl_sync(0xffffffffu, page_c, j);
         if (lane == 0) {
-          const int32_t p = static_cast<int32_t>(item_begin + b0 + j - prefix[r]);
           mbar_wait(&empty[stage], phase ^ 1);
-          desc[stage] = make_int2(r, p);
           mbar_arrive_expect_tx(&full[stage], kPageBytes);
           bulk_copy_g2s_hint(ring + static_cast<int64_t>(stage) * kPageBytes,
                              args.index_k + static_cast<int64_t>(pg) * kPageBytes, kPageBytes, &full[stage],
                              policy);
           if (stamps && b0 + j == 0) stamps[2] = clock64();
         }
-        __syncwarp();
         if (++stage == static_cast<uint32_t>(stages)) {
           stage = 0;
           phase ^= 1;
         }
       }
-      row_c = row_n;
       page_c = page_n;
     }
     return;
@@ -285,6 +295,13 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_scores_ker
     stage -= stages;
     phase ^= 1;
   }
+  auto next_stage = [&]() {
+    stage += kGroups;
+    if (stage >= static_cast<uint32_t>(stages)) {
+      stage -= stages;
+      phase ^= 1;
+    }
+  };
   // Loads q (registers or this group's shared tile), weights and seq_len of `row`.
   auto switch_row = [&](int32_t row) {
     cur_row = row;
@@ -309,31 +326,174 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_scores_ker
       load_q_fragments(qf, q_row, g, t);
     }
   };
-  // The first row of this group is known now: fetch its q while the first pages stream in.
-  if (group < items && !skip_math) {
-    int lo = 0, hi = rows;
-    const int64_t w0 = item_begin + group;
-    while (hi - lo > 1) {
-      const int mid = (lo + hi) >> 1;
-      if (prefix[mid] <= w0) lo = mid; else hi = mid;
+  // relu(dot * scale) * w summed over this thread's 16 heads (two chains per token), then over
+  // the 4 threads of g; stores the page's scores below seq_len of the current row.
+  // With scale >= 0, relu(dot * scale) = scale * relu(dot): the scale is applied once per token
+  // (the common case; a negative scale takes the general form).
+  auto epilogue = [&](const float (&acc)[32], int32_t page_in_row, float sc0, float sc1) {
+    float p0[2] = {0.f, 0.f}, p1[2] = {0.f, 0.f};
+    float s0, s1;
+    if (sc0 >= 0.f && sc1 >= 0.f) {
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          p0[j & 1] = fmaf(w[2 * j + e], fmaxf(acc[4 * j + e], 0.f), p0[j & 1]);
+          p1[j & 1] = fmaf(w[2 * j + e], fmaxf(acc[4 * j + 2 + e], 0.f), p1[j & 1]);
+        }
+      }
+      s0 = (p0[0] + p0[1]) * sc0;
+      s1 = (p1[0] + p1[1]) * sc1;
+    } else {
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          p0[j & 1] = fmaf(w[2 * j + e], fmaxf(acc[4 * j + e] * sc0, 0.f), p0[j & 1]);
+          p1[j & 1] = fmaf(w[2 * j + e], fmaxf(acc[4 * j + 2 + e] * sc1, 0.f), p1[j & 1]);
+        }
+      }
+      s0 = p0[0] + p0[1];
+      s1 = p1[0] + p1[1];
     }
-    switch_row(lo);
+    s0 += __shfl_xor_sync(0xffffffffu, s0, 1);
+    s1 += __shfl_xor_sync(0xffffffffu, s1, 1);
+    s0 += __shfl_xor_sync(0xffffffffu, s0, 2);
+    s1 += __shfl_xor_sync(0xffffffffu, s1, 2);
+    const int32_t pos = page_in_row * kPageSize + t0 + (t == 1 ? 8 : 0);
+    if (t < 2 && pos < len) args.scores[static_cast<int64_t>(cur_row) * args.score_stride + pos] = t == 0 ? s0 : s1;
+  };
+  if (items <= group) return;
+  // The row of this group's first page is known now: fetch its q while the first pages stream in.
+  int32_t item_row = find_row(item_begin + group);
+  if (!skip_math) switch_row(item_row);
+  auto advance_row = [&](int64_t wi) {
+    while (item_row + 1 < rows && prefix[item_row + 1] <= wi) ++item_row;
+  };
+
+#if DSA_IDX_HAVE_WGMMA
+  if constexpr (kMma == kMmaWgmmaF16 && kGroups >= 3) {
+    if (!skip_math) {
+      // Three or more warpgroups hide each other's latency: per page, wait for this group's
+      // previous wgmma chain and reduce that page (before any row switch), then load and
+      // convert the fragments, release the slot and issue the page's chain (one set of
+      // registers: 128 per thread).
+      float acc[32];
+      uint32_t af[32];
+      bool pending = false;
+      int32_t pend_page = 0;
+      float pend_sc0 = 0.f, pend_sc1 = 0.f;
+      // 32-bit item indices (the launcher bounds a call's pages below 2^31): fewer registers.
+      const int32_t items32 = static_cast<int32_t>(items), begin32 = static_cast<int32_t>(item_begin);
+      for (int32_t it = group; it < items32; it += kGroups) {
+        // The previous page's chain: wait, reduce (with its row's weights and length).
+        wgmma_wait_all();
+        fence_regs(acc);
+        fence_regs_u32(af);
+        if (pending) epilogue(acc, pend_page, pend_sc0, pend_sc1);
+        const int32_t wi = begin32 + it;
+        while (item_row + 1 < rows && prefix[item_row + 1] <= wi) ++item_row;
+        mbar_wait(&full[stage], phase);
+        if (stamps && it == 0 && threadIdx.x == 0) stamps[3] = clock64();
+        if (item_row != cur_row) switch_row(item_row);
+        const uint32_t stage_addr = smem_addr(ring + static_cast<int64_t>(stage) * kPageBytes);
+        uint32_t a[4][4];
+        load_a_fragments(a, stage_addr, t0, g, t);
+        const float sc0 = lds_f32(stage_addr + kPageFp8Bytes + 4 * t0);
+        const float sc1 = lds_f32(stage_addr + kPageFp8Bytes + 4 * (t0 + 8));
+        convert_a_f16(af, a);
+        __syncwarp();
+        if (lane == 0) mbar_arrive(&empty[stage]);
+        mma_page_wgmma_f16_issue(acc, af, smem_addr(q_tile));
+        pending = true;
+        pend_page = wi - prefix[item_row];
+        pend_sc0 = sc0;
+        pend_sc1 = sc1;
+        if (stamps && it == 0 && threadIdx.x == 0) stamps[4] = clock64();
+        next_stage();
+      }
+      wgmma_wait_all();
+      fence_regs(acc);
+      if (pending) epilogue(acc, pend_page, pend_sc0, pend_sc1);
+      if (stamps && threadIdx.x == 0) stamps[5] = clock64();
+      return;
+    }
+  } else if constexpr (kMma == kMmaWgmmaF16) {
+    if (!skip_math) {
+      // Software pipelined per warpgroup: while page i's f16 wgmma chain runs on the tensor
+      // cores, the warps load and convert page i + 1 (and release its ring slot); then they wait,
+      // reduce page i and issue page i + 1. (The accumulators are read only after a wait for all
+      // groups: ptxas serialises every wgmma when they are read while any group is in flight.)
+      float acc[32];
+      uint32_t af[2][32];
+      bool pending = false;  // page whose wgmma was issued and not yet reduced
+      int32_t pend_page = 0;
+      float pend_sc0 = 0.f, pend_sc1 = 0.f;
+      int64_t it = group;
+      auto step = [&](auto parity) {
+        constexpr int P = decltype(parity)::value;
+        const int64_t wi = item_begin + it;
+        advance_row(wi);
+        mbar_wait(&full[stage], phase);
+        if (stamps && it == 0 && threadIdx.x == 0) stamps[3] = clock64();
+        if (item_row != cur_row) {
+          // The old row's page: reduce it before its q, weights and len change.
+          wgmma_wait_all();
+          if (pending) {
+            fence_regs(acc);
+            epilogue(acc, pend_page, pend_sc0, pend_sc1);
+            pending = false;
+          }
+          switch_row(item_row);
+        }
+        const uint32_t stage_addr = smem_addr(ring + static_cast<int64_t>(stage) * kPageBytes);
+        uint32_t a[4][4];
+        load_a_fragments(a, stage_addr, t0, g, t);
+        const float sc0 = lds_f32(stage_addr + kPageFp8Bytes + 4 * t0);
+        const float sc1 = lds_f32(stage_addr + kPageFp8Bytes + 4 * (t0 + 8));
+        convert_a_f16(af[P], a);
+        __syncwarp();
+        if (lane == 0) mbar_arrive(&empty[stage]);
+        wgmma_wait_all();
+        fence_regs(acc);
+        fence_regs_u32(af[1 - P]);
+        if (pending) epilogue(acc, pend_page, pend_sc0, pend_sc1);
+        mma_page_wgmma_f16_issue(acc, af[P], smem_addr(q_tile));
+        pending = true;
+        pend_page = static_cast<int32_t>(wi - prefix[item_row]);
+        pend_sc0 = sc0;
+        pend_sc1 = sc1;
+        if (stamps && it == 0 && threadIdx.x == 0) stamps[4] = clock64();
+        next_stage();
+        it += kGroups;
+      };
+      while (true) {
+        step(std::integral_constant<int, 0>{});
+        if (it >= items) break;
+        step(std::integral_constant<int, 1>{});
+        if (it >= items) break;
+      }
+      wgmma_wait_all();
+      fence_regs(acc);
+      if (pending) epilogue(acc, pend_page, pend_sc0, pend_sc1);
+      if (stamps && threadIdx.x == 0) stamps[5] = clock64();
+      return;
+    }
   }
+#endif
+
   for (int64_t it = group; it < items; it += kGroups) {
+    const int64_t wi = item_begin + it;
+    advance_row(wi);
     mbar_wait(&full[stage], phase);
     if (stamps && it == 0 && threadIdx.x == 0) stamps[3] = clock64();
-    const int2 d = desc[stage];
     if (skip_math) {
       __syncwarp();
       if (lane == 0) mbar_arrive(&empty[stage]);
-      stage += kGroups;
-      if (stage >= static_cast<uint32_t>(stages)) {
-        stage -= stages;
-        phase ^= 1;
-      }
+      next_stage();
       continue;
     }
-    if (d.x != cur_row) switch_row(d.x);
+    if (item_row != cur_row) switch_row(item_row);
     const uint32_t stage_addr = smem_addr(ring + static_cast<int64_t>(stage) * kPageBytes);
     uint32_t a[4][4];
     load_a_fragments(a, stage_addr, t0, g, t);
@@ -344,6 +504,8 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_scores_ker
 #if DSA_IDX_HAVE_WGMMA
       if constexpr (kMma == kMmaWgmmaF16)
         mma_page_wgmma_f16(acc, a, smem_addr(q_tile));
+      else if constexpr (kMma == kMmaWgmmaSplit)
+        mma_page_wgmma_split(acc, a, smem_addr(q_tile));
       else
         mma_page_wgmma(acc, a, smem_addr(q_tile));
 #else
@@ -354,32 +516,9 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_scores_ker
     }
     __syncwarp();
     if (lane == 0) mbar_arrive(&empty[stage]);
-
-    // relu(dot * scale) * w summed over this thread's 16 heads (two chains per token), then
-    // over the 4 threads of g.
-    float p0[2] = {0.f, 0.f}, p1[2] = {0.f, 0.f};
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        p0[j & 1] = fmaf(w[2 * j + e], fmaxf(acc[4 * j + e] * sc0, 0.f), p0[j & 1]);
-        p1[j & 1] = fmaf(w[2 * j + e], fmaxf(acc[4 * j + 2 + e] * sc1, 0.f), p1[j & 1]);
-      }
-    }
-    float s0 = p0[0] + p0[1], s1 = p1[0] + p1[1];
-    s0 += __shfl_xor_sync(0xffffffffu, s0, 1);
-    s1 += __shfl_xor_sync(0xffffffffu, s1, 1);
-    s0 += __shfl_xor_sync(0xffffffffu, s0, 2);
-    s1 += __shfl_xor_sync(0xffffffffu, s1, 2);
-    const int32_t pos = d.y * kPageSize + t0 + (t == 1 ? 8 : 0);
-    if (t < 2 && pos < len) args.scores[static_cast<int64_t>(cur_row) * args.score_stride + pos] = t == 0 ? s0 : s1;
-
+    epilogue(acc, static_cast<int32_t>(wi - prefix[item_row]), sc0, sc1);
     if (stamps && it == 0 && threadIdx.x == 0) stamps[4] = clock64();
-    stage += kGroups;
-    if (stage >= static_cast<uint32_t>(stages)) {
-      stage -= stages;
-      phase ^= 1;
-    }
+    next_stage();
   }
   if (stamps && threadIdx.x == 0) stamps[5] = clock64();
 }

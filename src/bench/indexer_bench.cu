@@ -3,7 +3,7 @@
 // Suites: "" = the shape table (b=64 L=32K, b=8 L=128K, b=32 L=6400, b=128 L=6400; each row
 // its own pages in random order, so nothing is reused across rows) and the contest-like "fib"
 // row; "fib" = the fib row alone; "shapes" = the table alone; "paths" = the table for every
-// scores path (mma.sync, wgmma, wgmma-f16), no PDL, top-k variants and cluster sizes and a
+// scores path (mma.sync, wgmma, wgmma-f16, wgmma-split), no PDL, top-k variants and cluster sizes and a
 // stream-only diagnostic,
 // with the scores and top-k phases also timed alone and clock64 stamps of their phases.
 #include <cuda_runtime.h>
@@ -182,15 +182,30 @@ std::vector<BenchRow> bench_indexer(const BenchConfig& config) {
         DSA_CHECK_CUDA(cudaGetDevice(&dev));
         DSA_CHECK_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
         for (const auto other : {cuda::IndexerScoresPath::kPortable, cuda::IndexerScoresPath::kWgmma,
-                                 cuda::IndexerScoresPath::kWgmmaF16}) {
+                                 cuda::IndexerScoresPath::kWgmmaF16, cuda::IndexerScoresPath::kWgmmaSplit}) {
           if (other == auto_path || (other != cuda::IndexerScoresPath::kPortable && major != 9)) continue;
           variants.push_back({concat(" ", cuda::indexer_path_name(other)), cuda::IndexerRunOptions{},
                               other == cuda::IndexerScoresPath::kWgmma});
           variants.back().opt.path = other;
         }
+        if (auto_path == cuda::IndexerScoresPath::kWgmmaF16) {
+          variants.push_back({" wgmma-f16 2 groups", cuda::IndexerRunOptions{}, true});
+          variants.back().opt.path = auto_path;
+          variants.back().opt.scores_groups = 2;
+        }
         variants.push_back({" stream-only", cuda::IndexerRunOptions{}, false});
         variants.back().opt.stream_only = true;
         variants.back().opt.run_topk = false;
+        for (const int st : {18}) {
+          variants.push_back({concat(" stream-only stages=", st), cuda::IndexerRunOptions{}, false});
+          variants.back().opt.stream_only = true;
+          variants.back().opt.run_topk = false;
+          variants.back().opt.stages = st;
+        }
+        for (const int st : {6, 18}) {
+          variants.push_back({concat(" stages=", st), cuda::IndexerRunOptions{}, true});
+          variants.back().opt.stages = st;
+        }
         variants.push_back({" no-PDL", cuda::IndexerRunOptions{}, false});
         variants.back().opt.pdl = false;
         variants.push_back({" distributed-topk", cuda::IndexerRunOptions{}, true});
@@ -211,6 +226,7 @@ std::vector<BenchRow> bench_indexer(const BenchConfig& config) {
         row.note = shape_note(p, path);
         if (v.opt.stream_only) row.note = "diagnostic: scores kernel streams the pages only, no math, no top-k";
         if (v.opt.stages) row.note += concat(" (stages ", v.opt.stages, ")");
+        if (v.opt.scores_groups) row.note += concat(" (", v.opt.scores_groups, " consumer groups)");
         if (v.opt.topk_cluster) row.note += concat(" (top-k cluster forced ", v.opt.topk_cluster, ")");
         // The top-k share: the two phases timed alone (each after an L2 flush).
         if (v.phases) {
