@@ -3,7 +3,9 @@
 // Suites: "" = the decode table (1, 128, 1024, 4096 rows, 2048 valid ids each, every row's ids
 // from its own 32 pages, so nothing is reused across rows) and the contest-like "fib" row;
 // "decode" / "fib" = one of the two; "sweep" = the decode table for several kernel variants
-// (pipeline depth, exact-P, split counts), to choose the defaults.
+// (pipeline depth, exact-P, split counts), to choose the defaults; "small" = the latency cases
+// only (1 row and fib) for the launch shapes of few rows (one block or one cluster of 4, 8 or
+// 16 per row), latency probes and per-block phase traces.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -17,6 +19,7 @@
 #include "common/error.hpp"
 #include "kernels/attention/attention.hpp"
 #include "kernels/attention/attention_tuning.hpp"
+#include "kernels/attention/portable/sparse_mla_params.hpp"
 #include "kernels/params.hpp"
 #include "kernels/shapes.hpp"
 #include "src/bench/bench.hpp"
@@ -78,6 +81,17 @@ AttentionParams params_for(const Workspace& w, const int32_t* ids, int64_t row0,
 // no shared memory and with as much as the attention kernel asks for.
 __global__ void empty_kernel() {}
 
+// Whether this device can launch `tuning` for `rows` rows (else the variant is left out, saying so).
+bool plan_ok(int64_t rows, const cuda::AttentionTuning& tuning) {
+  try {
+    (void)cuda::attention_plan(rows, tuning);
+    return true;
+  } catch (const std::exception& e) {
+    std::printf("# variant left out for %lld rows: %s\n", static_cast<long long>(rows), e.what());
+    return false;
+  }
+}
+
 std::string plan_note(int64_t rows, const cuda::AttentionTuning& tuning) {
   const cuda::AttentionPlan plan = cuda::attention_plan(rows, tuning);
   return concat("splits=", plan.splits, " stages=", plan.stages, plan.exact_p ? " exactP" : " bf16P",
@@ -91,9 +105,10 @@ std::vector<BenchRow> bench_attention(const BenchConfig& config) {
       "# attention bytes that must move, per row: 1152 B per valid id (ckv 1024 + kpe 128) + q 18432 B "
       "(2*(16*512+16*64)) + ids 8192 B (2048*4) + output 16384 B (16*512*2) + lse 64 B\n");
   const std::string& suite = config.suite;
-  DSA_REQUIRE(suite.empty() || suite == "decode" || suite == "fib" || suite == "sweep",
-              "dsa-bench attention: unknown suite '", suite, "' ('', decode, fib, sweep)");
+  DSA_REQUIRE(suite.empty() || suite == "decode" || suite == "fib" || suite == "sweep" || suite == "small",
+              "dsa-bench attention: unknown suite '", suite, "' ('', decode, fib, sweep, small)");
   const bool want_decode = suite != "fib";
+  const bool small = suite == "small";
   const bool want_fib = suite != "decode";
   cudaStream_t stream = config.stream;
   const float sm_scale = 1.0f / std::sqrt(192.0f);  // DeepSeek-V3.2's softmax scale (head dim 192)
@@ -101,6 +116,10 @@ std::vector<BenchRow> bench_attention(const BenchConfig& config) {
   // KV for the largest case: 32 pages per row, 4096 rows = 131072 pages (9.7 GB). Fewer rows
   // when the device has less memory free.
   std::vector<int64_t> cases = {1, 128, 1024, 4096};
+  if (small) cases = {1};
+  // Launch shapes for few rows compared by "small": one block, or one cluster of 4, 8 or 16, per row.
+  const std::vector<std::pair<std::string, cuda::AttentionTuning>> small_variants = {
+      {" block", {0, 1, -1}}, {" row4", {0, 4, -1}}, {" row8", {0, 8, -1}}, {" row16", {0, 16, -1}}};
   Workspace w;
   w.max_rows = want_decode ? 4096 : 512;
   {
@@ -152,7 +171,9 @@ std::vector<BenchRow> bench_attention(const BenchConfig& config) {
       if (R > w.max_rows) continue;
       std::vector<std::pair<std::string, cuda::AttentionTuning>> vs = variants;
       if (suite == "sweep" && R == 128) vs.push_back({" split2", {0, 2, -1}});
+      if (small && R == 1) vs.insert(vs.end(), small_variants.begin(), small_variants.end());
       for (const auto& [label, tuning] : vs) {
+        if (!plan_ok(R, tuning)) continue;
         const AttentionParams p = params_for(w, d_ids.ptr, 0, R, sm_scale);
         BenchRow row;
         row.op = "attention";
@@ -177,6 +198,7 @@ std::vector<BenchRow> bench_attention(const BenchConfig& config) {
   const int64_t fib_rows = call_row0[kCalls];
   for (int64_t r = 0; r < fib_rows; ++r) fib_counts.push_back(fib_valid_count(rng));
   auto fib_suite = [&](const std::string& label, const cuda::AttentionTuning& tuning, L2Flush* flush, bool far) {
+    if (!plan_ok(8, tuning)) return;
     DSA_REQUIRE(fib_rows <= w.max_rows, "dsa-bench attention: too few rows for the fib suite");
     std::vector<int32_t> ids(size_t(fib_rows) * kTopK, -1);
     std::vector<double> call_ids(kCalls, 0);
@@ -217,6 +239,104 @@ std::vector<BenchRow> bench_attention(const BenchConfig& config) {
     rows.push_back(row);
   };
   if (want_fib) fib_suite("", {}, config.flush, false);
+
+  if (small) {
+    for (const auto& [label, tuning] : small_variants) fib_suite(label, tuning, config.flush, false);
+    fib_suite(" far", {}, config.flush, true);
+    // One row, the first `valid` of its decode ids (pages scattered over the cache), per launch shape.
+    const int probe_valid[] = {0, 1, 16, 32, 64, 128, 512, 2048};
+    for (int valid : probe_valid)
+      for (const auto& [label, tuning] : small_variants) {
+        if (!plan_ok(1, tuning)) continue;
+        std::vector<int32_t> ids(kTopK, -1);
+        for (int j = 0; j < valid; ++j) ids[size_t(j)] = w.page_perm[size_t(j / kPageSize)] * kPageSize + j % kPageSize;
+        DeviceArray<int32_t> d_ids(kTopK);
+        DSA_CHECK_CUDA(cudaMemcpyAsync(d_ids.ptr, ids.data(), kTopK * 4, cudaMemcpyHostToDevice, stream));
+        const AttentionParams p = params_for(w, d_ids.ptr, 0, 1, sm_scale);
+        BenchRow row;
+        row.op = "probe";
+        row.shape = concat("1 row valid=", valid, label);
+        row.rows = 1;
+        row.bytes_moved = bytes_for(1, valid);
+        row.timing = time_call(p, tuning, config.flush);
+        row.note = plan_note(1, tuning);
+        rows.push_back(row);
+      }
+    BenchRow row;
+    row.op = "probe";
+    row.shape = "empty kernel";
+    row.rows = 0;
+    row.timing = time_us([](cudaStream_t s) { empty_kernel<<<1, 32, 0, s>>>(); }, stream, config.warmup,
+                         config.iters, config.flush);
+    row.note = "launch cost under this harness (L2 flushed)";
+    rows.push_back(row);
+
+    // Phase stamps of thread 0 of every block (clock64, us at the device's clock rate), median
+    // and max over the blocks that ran, for one flushed call after warm-ups.
+    int khz = 0, dev = 0;
+    DSA_CHECK_CUDA(cudaGetDevice(&dev));
+    DSA_CHECK_CUDA(cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, dev));
+    std::printf("# trace: us from block entry (clock %d MHz), median/max over blocks: ids = id list ready, "
+                "t0 = Q and first tile landed, loop = main loop done, cl = cluster wait done, rx = partials received, "
+                "out = output written; spread = entry times' spread, span = first entry to last exit (globaltimer)\n",
+                khz / 1000);
+    const std::pair<int, std::pair<std::string, cuda::AttentionTuning>> traces[] = {
+        {0, {" block", {0, 1, -1}}},    {32, {" block", {0, 1, -1}}},   {2048, {" block", {0, 1, -1}}},
+        {0, {" row16", {0, 16, -1}}},   {32, {" row16", {0, 16, -1}}},  {512, {" row16", {0, 16, -1}}},
+        {2048, {" row16", {0, 16, -1}}}, {0, {" row8", {0, 8, -1}}},    {512, {" row8", {0, 8, -1}}}};
+    constexpr int kSlots = cuda::attn::kTraceSlots;
+    for (const auto& [valid, lt] : traces) {
+      cuda::AttentionTuning tuning = lt.second;
+      if (!plan_ok(1, tuning)) continue;
+      const cuda::AttentionPlan plan = cuda::attention_plan(1, tuning);
+      std::vector<int32_t> ids(kTopK, -1);
+      for (int j = 0; j < valid; ++j) ids[size_t(j)] = w.page_perm[size_t(j / kPageSize)] * kPageSize + j % kPageSize;
+      DeviceArray<int32_t> d_ids(kTopK);
+      DSA_CHECK_CUDA(cudaMemcpyAsync(d_ids.ptr, ids.data(), kTopK * 4, cudaMemcpyHostToDevice, stream));
+      const size_t n = size_t(plan.blocks) * kSlots;
+      DeviceArray<unsigned long long> d_trace(n);
+      tuning.trace = d_trace.ptr;
+      const AttentionParams p = params_for(w, d_ids.ptr, 0, 1, sm_scale);
+      for (int it = 0; it < 6; ++it) {
+        DSA_CHECK_CUDA(cudaMemsetAsync(d_trace.ptr, 0, n * 8, stream));
+        config.flush->operator()(stream);
+        cuda::attention_tuned(p, tuning, stream);
+      }
+      std::vector<unsigned long long> t(n);
+      DSA_CHECK_CUDA(cudaMemcpyAsync(t.data(), d_trace.ptr, n * 8, cudaMemcpyDeviceToHost, stream));
+      DSA_CHECK_CUDA(cudaStreamSynchronize(stream));
+      const double us_per_cycle = 1.0 / (khz / 1000.0);
+      std::string line = concat("# trace valid=", valid, lt.first, ":");
+      const char* names[] = {"ids", "t0", "loop", "cl", "rx", "out"};  // slots 2 .. 7
+      for (int k = 0; k < 6; ++k) {
+        const int slot = 2 + k;
+        std::vector<double> v;
+        for (int64_t b = 0; b < plan.blocks; ++b) {
+          const unsigned long long* tb = t.data() + b * kSlots;
+          if (tb[1] == 0 || tb[slot] == 0) continue;
+          v.push_back(double(tb[slot] - tb[1]) * us_per_cycle);
+        }
+        if (v.empty()) continue;
+        std::sort(v.begin(), v.end());
+        char buf[64];
+        std::snprintf(buf, sizeof buf, " %s %.2f/%.2f", names[k], v[v.size() / 2], v.back());
+        line += buf;
+      }
+      unsigned long long e0 = ~0ull, e1 = 0, x1 = 0;
+      int active = 0;
+      for (int64_t b = 0; b < plan.blocks; ++b) {
+        const unsigned long long* tb = t.data() + b * kSlots;
+        if (tb[0] == 0) continue;
+        ++active;
+        e0 = std::min(e0, tb[0]);
+        e1 = std::max(e1, tb[0]);
+        x1 = std::max(x1, tb[kSlots - 1]);
+      }
+      char buf[128];
+      std::snprintf(buf, sizeof buf, " | blocks %d spread %.2f span %.2f", active, (e1 - e0) / 1e3, (x1 - e0) / 1e3);
+      std::printf("%s%s\n", line.c_str(), buf);
+    }
+  }
 
   if (suite == "sweep") {
     fib_suite(" noflush", {}, nullptr, false);

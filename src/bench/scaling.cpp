@@ -209,6 +209,7 @@ int scaling_main(int argc, char** argv) {
   // auto's model, as dsa-run builds it (calibrated on this pool's first rows).
   plan::CostModel model = backend->cost_model();
   model.result_bytes_per_row = result_bytes_per_row(stage);
+  model.min_slice_rows = world.max(backend->min_slice_rows(stage));
   if (calibration != "none") {
     run::ComputeCurve curve;
     if (world.is_root()) {
@@ -235,6 +236,8 @@ int scaling_main(int argc, char** argv) {
     std::printf("# dsa-bench scaling: stage %s, %d rank(s), rank 0 on %s, gather %s\n", io::stage_name(stage),
                 world.size(), backend->device().c_str(), world.size() > 1 ? step.transport().c_str() : "none");
     std::printf("# workload %s; time: barrier -> batch gathered on rank 0, median of %d\n", workload.c_str(), reps);
+    std::printf("# a batch is spread only in slices of >= %lld rows (smaller calls compute differently)\n",
+                static_cast<long long>(model.min_slice_rows));
     std::printf("%8s %8s %6s %12s %12s %9s %10s\n", "rows", "ranks", "k", "median_ms", "predicted_ms", "speedup",
                 "identical");
   }
@@ -250,6 +253,7 @@ int scaling_main(int argc, char** argv) {
       const bool is_auto = k == fixed_max + 1;
       if (!is_auto && k > b) continue;
       const plan::BatchPlan p = plan::plan_batch(0, 0, work, world.size(), is_auto ? 0 : k, model);
+      if (!is_auto && p.ranks != k) continue;  // slices of < min_slice_rows rows: not a valid split
       const int me = world.rank();
       const io::QueryRows mine = io::slice_rows(pool, p.begin(me), p.end(me) - p.begin(me));
       std::vector<double> runs;
@@ -262,7 +266,7 @@ int scaling_main(int argc, char** argv) {
       }
       if (!world.is_root()) continue;
       report::TimeSplit ignored;
-      const uint64_t h = hash_results(step.fetch(p, ignored), b);
+      const uint64_t h = hash_results(step.fetch(p, 0, ignored), b);
       if (k == 1) reference = h;
       const bool identical = h == reference;
       all_identical = all_identical && identical;

@@ -139,17 +139,27 @@ BatchPlan plan_batch(int64_t batch, int64_t first_row, const std::vector<double>
   plan.rows = rows;
   plan.work = std::accumulate(work.begin(), work.end(), 0.0);
 
+  // Candidates: auto tries every k; a fixed count that cannot give every slice enough rows
+  // (min_slice_rows) falls back to the largest that can, down to 1.
+  std::vector<int> candidates;
+  if (ranks_wanted == 0) {
+    for (int k = 1; k <= most; ++k) candidates.push_back(k);
+  } else {
+    for (int k = std::min(ranks_wanted, most); k >= 1; --k) candidates.push_back(k);
+  }
   std::vector<int64_t> best_cuts;
   double best_time = 0;
-  const int k_lo = ranks_wanted == 0 ? 1 : std::min(ranks_wanted, most);
-  const int k_hi = ranks_wanted == 0 ? most : k_lo;
-  for (int k = k_lo; k <= k_hi; ++k) {
+  for (int k : candidates) {
     std::vector<int64_t> cuts = split_by_work(work, k);
+    bool big_enough = true;
+    for (int p = 0; p < k && k > 1; ++p) big_enough = big_enough && cuts[size_t(p) + 1] - cuts[size_t(p)] >= model.min_slice_rows;
+    if (!big_enough) continue;
     const double t = predict_seconds(model, work, cuts);
     if (best_cuts.empty() || t < best_time) {  // strict: ties keep fewer ranks
       best_cuts = std::move(cuts);
       best_time = t;
     }
+    if (ranks_wanted != 0) break;  // the first acceptable fixed count
   }
   plan.ranks = static_cast<int>(best_cuts.size()) - 1;
   plan.predicted_seconds = best_time;

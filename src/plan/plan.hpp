@@ -47,6 +47,10 @@ struct CostModel {
   double gather_latency_seconds = 2e-5;
   double result_bytes_per_row = 0;  // bytes gathered per row (stage-dependent)
   std::string source = "estimate";  // "estimate" | "measured at start-up" | a calibration file
+  // A batch spread over k > 1 ranks gives each at least this many rows: a backend that
+  // computes small calls differently (a GPU splitting few rows over more blocks, which sums in
+  // another order) would otherwise give results that differ in the last bits from one rank's.
+  int64_t min_slice_rows = 1;
 
   double compute_seconds(double work) const;
   // Sets the curve from (work, seconds) points in any order: sorted, points of equal work
@@ -75,7 +79,8 @@ struct BatchPlan {
 };
 
 // ranks_wanted: 0 = auto (the k in [1, min(world, rows)] of least predicted time; ties go to
-// fewer ranks), else that many (capped by rows in the batch).
+// fewer ranks), else that many (capped by rows in the batch). Either way only k whose every
+// part has at least model.min_slice_rows rows, or k = 1.
 BatchPlan plan_batch(int64_t batch, int64_t first_row, const std::vector<double>& work,
                      int world_size, int ranks_wanted, const CostModel& model);
 

@@ -132,6 +132,10 @@ void JobReport::print_summary(std::ostream& out) const {
     }
     std::snprintf(line, sizeof line, " together %.3f s\n", total);
     out << line;
+    std::snprintf(line, sizeof line,
+                  "in the background, overlapped with the above: reading %.3f s, writing %.3f s\n",
+                  background_read_, background_write_);
+    out << line;
   }
   out.flush();
 }
@@ -185,6 +189,8 @@ void JobReport::write_json(const std::string& path) const {
         {"batch_seconds", batch_seconds},
         {"rows_per_second", batch_seconds > 0 ? double(rows) / batch_seconds : 0.0},
         {"setup_seconds", setup_seconds_},
+        {"background_read_seconds", background_read_},
+        {"background_write_seconds", background_write_},
         {"split", split_json(split)},
         {"total_seconds", elapsed()}}}};
   std::ofstream f(path);

@@ -76,6 +76,11 @@ class JobReport {
   // the end of start-up (validation, KV load) so the summary can separate it.
   double elapsed() const;
   void mark_setup_done();
+  // Seconds the reader and writer threads spent, overlapped with the batches (not in the split).
+  void set_background(double read_seconds, double write_seconds) {
+    background_read_ = read_seconds;
+    background_write_ = write_seconds;
+  }
   const std::vector<BatchRecord>& batches() const { return records_; }
 
  private:
@@ -84,6 +89,7 @@ class JobReport {
   double start_ = 0;
   double setup_seconds_ = 0;
   double work_done_ = 0;
+  double background_read_ = 0, background_write_ = 0;
 };
 
 // Monotonic wall clock in seconds.

@@ -53,11 +53,19 @@ class Backend {
   // The result buffers, `max_held` rows each: device memory when results_on_device().
   virtual ResultRows results() = 0;
   virtual bool results_on_device() const = 0;
-  // Rows [0, rows) of results() in host memory: a GPU backend downloads them into pinned
-  // buffers it owns; the CPU backend's results are already there.
-  virtual ResultRows host_results(io::Stage stage, int64_t rows) = 0;
+  // Rows [0, rows) of results() in host memory, in host buffer set `slot` (0 or 1; each holds
+  // max_held rows): a GPU backend downloads into pinned buffers, the CPU backend copies. Two
+  // sets, so that rank 0 can write one batch's results while the next batch's come down.
+  // rows = 0 returns the set as it is (after a gather into it).
+  virtual ResultRows host_results(io::Stage stage, int64_t rows, int slot) = 0;
   // The stream results are produced on (a cudaStream_t), for a device-side gather; null for the CPU.
   virtual void* stream() const { return nullptr; }
+
+  // The fewest rows a call may have and still compute each row exactly as a call with more
+  // rows would (a GPU spreads the rows of small calls over more blocks, which sums in another
+  // order). The planner gives every slice of a spread batch at least this many rows, so the
+  // results do not depend on how many ranks computed them.
+  virtual int64_t min_slice_rows(io::Stage) const { return 1; }
 
   // Phase times of the last compute call (each backend measures its own phases).
   virtual ComputeTimes last_times() const = 0;

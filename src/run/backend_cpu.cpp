@@ -53,7 +53,23 @@ class CpuBackend final : public Backend {
             lse_.empty() ? nullptr : lse_.data()};
   }
   bool results_on_device() const override { return false; }
-  ResultRows host_results(io::Stage, int64_t) override { return results(); }
+  ResultRows host_results(io::Stage stage, int64_t rows, int slot) override {
+    DSA_REQUIRE(slot == 0 || slot == 1, "cpu backend: host slot ", slot);
+    Set& set = host_[slot];
+    const size_t n = size_t(std::max<int64_t>(rows, 0));
+    if (io::writes_topk(stage)) {
+      set.topk.resize(std::max(set.topk.size(), topk_.size()));
+      std::copy_n(topk_.begin(), n * kTopK, set.topk.begin());
+    }
+    if (io::writes_attention(stage)) {
+      set.output.resize(std::max(set.output.size(), output_.size()));
+      set.lse.resize(std::max(set.lse.size(), lse_.size()));
+      std::copy_n(output_.begin(), n * kHeads * kCkvDim, set.output.begin());
+      std::copy_n(lse_.begin(), n * kHeads, set.lse.begin());
+    }
+    return {set.topk.empty() ? nullptr : set.topk.data(), set.output.empty() ? nullptr : set.output.data(),
+            set.lse.empty() ? nullptr : set.lse.data()};
+  }
 
   ComputeTimes last_times() const override { return times_; }
 
@@ -107,6 +123,12 @@ class CpuBackend final : public Backend {
   }
 
   int threads_;
+  struct Set {
+    std::vector<int32_t> topk;
+    std::vector<uint16_t> output;
+    std::vector<float> lse;
+  };
+  Set host_[2];
   std::vector<int32_t> topk_;
   std::vector<uint16_t> output_;
   std::vector<float> lse_;

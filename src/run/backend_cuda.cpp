@@ -7,6 +7,7 @@
 
 #include "common/error.hpp"
 #include "kernels/attention/attention.hpp"
+#include "kernels/attention/attention_tuning.hpp"
 #include "kernels/indexer/indexer.hpp"
 #include "src/run/backend.hpp"
 
@@ -138,11 +139,13 @@ class CudaBackend final : public Backend {
                 " beside the KV caches, which leave ", double(free_bytes) / 1e9,
                 " GB free: use more ranks or smaller batches");
     for (const Need& need : needs) need.buffer->reserve(std::max<size_t>(need.bytes, 1));
-    // Host copies of the results, page-locked for fast downloads.
-    if (index) host_topk_.reserve(held * kTopK * sizeof(int32_t));
-    if (attend) {
-      host_output_.reserve(held * kHeads * kCkvDim * sizeof(uint16_t));
-      host_lse_.reserve(held * kHeads * sizeof(float));
+    // Two sets of host copies of the results, page-locked for fast downloads.
+    for (HostSet& set : host_) {
+      if (index) set.topk.reserve(held * kTopK * sizeof(int32_t));
+      if (attend) {
+        set.output.reserve(held * kHeads * kCkvDim * sizeof(uint16_t));
+        set.lse.reserve(held * kHeads * sizeof(float));
+      }
     }
     stage_ = stage;
   }
@@ -181,16 +184,17 @@ class CudaBackend final : public Backend {
   }
   bool results_on_device() const override { return true; }
 
-  ResultRows host_results(io::Stage stage, int64_t rows) override {
+  ResultRows host_results(io::Stage stage, int64_t rows, int slot) override {
+    DSA_REQUIRE(slot == 0 || slot == 1, "cuda backend: host slot ", slot);
     const ResultRows dev = results();
     ResultRows host;
     if (io::writes_topk(stage)) {
-      host.topk = static_cast<int32_t*>(host_topk_.get());
+      host.topk = static_cast<int32_t*>(host_[slot].topk.get());
       download(host.topk, dev.topk, rows * kTopK);
     }
     if (io::writes_attention(stage)) {
-      host.output = static_cast<uint16_t*>(host_output_.get());
-      host.lse = static_cast<float*>(host_lse_.get());
+      host.output = static_cast<uint16_t*>(host_[slot].output.get());
+      host.lse = static_cast<float*>(host_[slot].lse.get());
       download(host.output, dev.output, rows * kHeads * kCkvDim);
       download(host.lse, dev.lse, rows * kHeads);
     }
@@ -199,6 +203,15 @@ class CudaBackend final : public Backend {
   }
 
   void* stream() const override { return stream_; }
+
+  int64_t min_slice_rows(io::Stage stage) const override {
+    if (stage == io::Stage::indexer) return 1;  // every row's top-k is the same in any call
+    // Attention splits the rows of small calls over clusters of blocks (attention_plan): a
+    // slice must be large enough to run one block per row, as the whole batch would.
+    int64_t rows = 1;
+    while (cuda::attention_plan(rows).splits > 1) ++rows;
+    return rows;
+  }
 
   ComputeTimes last_times() const override { return times_; }
 
@@ -307,7 +320,10 @@ class CudaBackend final : public Backend {
   DeviceBuffer index_k_buf_, ckv_buf_, kpe_buf_;
   DeviceBuffer q_index_buf_, weights_buf_, seq_lens_buf_, block_table_buf_, q_nope_buf_, q_pe_buf_;
   DeviceBuffer topk_buf_, output_buf_, lse_buf_, workspace_, attention_ws_;
-  PinnedBuffer host_topk_, host_output_, host_lse_;
+  struct HostSet {
+    PinnedBuffer topk, output, lse;
+  };
+  HostSet host_[2];
   io::Stage stage_ = io::Stage::pipeline;
   IndexerParams ip_;
   AttentionParams ap_;

@@ -80,7 +80,7 @@ void BatchStep::gather(const plan::BatchPlan& plan, report::TimeSplit& split) {
   } else {
     // Host memory: each rank's slice comes down first (a no-op for the CPU backend), then MPI
     // puts the other ranks' rows after rank 0's, in place.
-    mpi_gather(plan, backend_.host_results(stage_, plan.end(me) - plan.begin(me)));
+    mpi_gather(plan, backend_.host_results(stage_, plan.end(me) - plan.begin(me), slot_));
     on_host_ = true;
   }
   split.gather += report::now_seconds() - t0;
@@ -94,12 +94,13 @@ void BatchStep::mpi_gather(const plan::BatchPlan& plan, const ResultRows& r) {
   }
 }
 
-ResultRows BatchStep::fetch(const plan::BatchPlan& plan, report::TimeSplit& split) {
+ResultRows BatchStep::fetch(const plan::BatchPlan& plan, int slot, report::TimeSplit& split) {
   DSA_REQUIRE(world_.is_root(), "BatchStep::fetch on rank ", world_.rank());
   const double t0 = report::now_seconds();
   // After an MPI gather the rows are in the host buffers already; a download now would
   // overwrite the gathered rows with the device's (rank 0's own only).
-  const ResultRows r = on_host_ ? backend_.host_results(stage_, 0) : backend_.host_results(stage_, plan.rows);
+  DSA_REQUIRE(!on_host_ || slot == slot_, "BatchStep::fetch: slot ", slot, " after a gather into slot ", slot_);
+  const ResultRows r = backend_.host_results(stage_, on_host_ ? 0 : plan.rows, slot);
   split.download += report::now_seconds() - t0;
   return r;
 }

@@ -50,8 +50,13 @@ class BatchStep {
   void gather(const plan::BatchPlan& plan, report::TimeSplit& split);
 
   // Rank 0, after compute_and_gather: the whole batch's results in host memory, rows
-  // [0, plan.rows). Adds the download time to split.
-  ResultRows fetch(const plan::BatchPlan& plan, report::TimeSplit& split);
+  // [0, plan.rows), in the backend's host buffer set `slot` (0 or 1), which stays valid until
+  // a later batch uses the same slot. Adds the download time to split.
+  ResultRows fetch(const plan::BatchPlan& plan, int slot, report::TimeSplit& split);
+
+  // The host buffer set the next gather through host memory (MPI) lands in; the job alternates
+  // it per batch and passes the same slot to fetch().
+  void use_slot(int slot) { slot_ = slot; }
 
   // "NCCL 2.28.3 (device to device)" or "MPI (host memory)".
   std::string transport() const;
@@ -64,7 +69,8 @@ class BatchStep {
   Backend& backend_;
   io::Stage stage_;
   std::unique_ptr<comm::NcclComm> nccl_;
-  bool on_host_ = false;  // results already in host memory (MPI path)
+  bool on_host_ = false;  // results already in host memory (MPI path), in set slot_
+  int slot_ = 0;
 };
 
 }  // namespace dsa::run

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <future>
+#include <mutex>
 #include <iostream>
 #include <optional>
 #include <sstream>
@@ -170,6 +172,7 @@ int run_job(const JobOptions& o, const comm::World& world) {
   plan::CostModel model = backend->cost_model();
   model.result_bytes_per_row = (writes_topk(o.stage) ? kTopK * 4.0 : 0.0) +
                                (writes_attention(o.stage) ? kHeads * (kCkvDim * 2.0 + 4.0) : 0.0);
+  model.min_slice_rows = world.max(backend->min_slice_rows(o.stage));
   // Costs matter only where auto has a choice to make.
   const bool choosing = o.ranks == 0 && world.size() > 1 && o.calibration != "none";
   const int64_t sample_rows = calibration_rows(info, kCalibrationRows);
@@ -220,23 +223,64 @@ int run_job(const JobOptions& o, const comm::World& world) {
   report.mark_setup_done();
 
   // --- 5. The batches. --------------------------------------------------------------------------
+  // Overlapped: batch b+1's rows are read (a reader thread) while batch b computes, and rank 0
+  // writes batch b (a writer thread) while batch b+1 computes; results alternate between two
+  // host buffer sets so the write and the next download never share one. HDF5 is called from
+  // those two threads only, one at a time (h5_mutex).
   const float sm_scale = sm_scale_of(info);
   Watchdog watchdog(o.timeout, world.rank());
+  const int me = world.rank();
+  std::mutex h5_mutex;
+  double background_read = 0, background_write = 0;  // seconds the threads spent (under h5_mutex)
+  auto read_slice = [&](size_t b) {
+    const plan::BatchPlan& p = plans[b];
+    io::QueryRows rows;
+    if (p.end(me) > p.begin(me)) {
+      std::lock_guard<std::mutex> lock(h5_mutex);
+      const double t = report::now_seconds();
+      rows = workload->read_rows(p.begin(me), p.end(me) - p.begin(me));
+      background_read += report::now_seconds() - t;
+    }
+    return rows;
+  };
+  std::future<io::QueryRows> next_rows;
+  auto start_read = [&](size_t b) {
+    if (b < plans.size()) next_rows = std::async(std::launch::async, read_slice, b);
+  };
+  std::future<void> writing;  // rank 0: the previous batch's write
+  auto finish_write = [&] {
+    if (writing.valid()) writing.get();  // rethrows the writer's error
+  };
+  auto finish = [&](std::ostream& out) {  // rank 0: drain the writer, close, summarise
+    finish_write();
+    results->close();
+    report.set_background(background_read, background_write);
+    report.print_summary(out);
+    write_reports(o, header, report, fib_tags);
+  };
+
+  start_read(static_cast<size_t>(first_batch));
   int64_t stop = 0;  // the signal all ranks agreed to stop on (0 = none)
   for (size_t b = static_cast<size_t>(first_batch); b < plans.size(); ++b) {
     const plan::BatchPlan& plan = plans[b];
+    const int slot = static_cast<int>(b % 2);
     const double t0 = report::now_seconds();
+    double t_mark = t0;
+    auto lap = [&t_mark] {  // seconds since the previous lap: the split's parts are contiguous
+      const double now = report::now_seconds(), dt = now - t_mark;
+      t_mark = now;
+      return dt;
+    };
     watchdog.arm(plan.batch);
-    const int me = world.rank();
-    const int64_t my_rows = plan.end(me) - plan.begin(me);
     report::TimeSplit split;
-    double t_compute = 0;
+    double compute_seconds = 0;
     try {
-      io::QueryRows rows;
-      if (my_rows > 0) rows = workload->read_rows(plan.begin(me), my_rows);
-      split.read = report::now_seconds() - t0;
-      t_compute = report::now_seconds();
+      const io::QueryRows rows = next_rows.get();  // waits for the reader: "read"
+      start_read(b + 1);
+      split.read = lap();
+      step->use_slot(slot);
       step->compute_and_gather(plan, rows, sm_scale, split);
+      compute_seconds = lap();
     } catch (const Error& e) {
       // Name the batch and rows: "[rank 1] batch 3 (rows 96..127): kernel.cu:88: ... failed: ...".
       std::string what = e.what();
@@ -244,27 +288,27 @@ int run_job(const JobOptions& o, const comm::World& world) {
       if (what.compare(0, prefix.size(), prefix) == 0) what.erase(0, prefix.size());
       fail("batch ", plan.batch, " (rows ", plan.begin(me), "..", plan.end(me) - 1, "): ", what);
     }
-    const double compute_seconds = report::now_seconds() - t_compute;
     maybe_inject_fault(me, plan.batch, "compute");
     if (world.is_root()) {
-      double t_mark = report::now_seconds();
-      auto lap = [&t_mark] {  // seconds since the previous lap
-        const double now = report::now_seconds(), dt = now - t_mark;
-        t_mark = now;
-        return dt;
-      };
-      // Whatever compute_and_gather spent outside its measured parts (the idle wait for other
-      // ranks' rows inside a gather is part of "gather").
-      split.other += std::max(0.0, compute_seconds - (split.upload + split.index + split.attend + split.other +
-                                                      split.gather));
-      const ResultRows host = step->fetch(plan, split);
-      lap();
-      results->write_rows(plan.first_row, plan.rows, host.topk, host.output, host.lse);
-      const double seconds = report::now_seconds() - t0;
-      results->write_batch(plan.batch, plan.ranks, seconds);
-      maybe_inject_fault(me, plan.batch, "write");
-      results->set_completed_batches(plan.batch + 1);
+      // Whatever compute_and_gather spent outside its measured parts, and the fault hook.
+      split.other += std::max(0.0, compute_seconds + lap() - (split.upload + split.index + split.attend +
+                                                              split.other + split.gather));
+      const ResultRows host = step->fetch(plan, slot, split);
+      split.download = lap();  // the wall time of the fetch (its own figure, replaced)
+      // The previous batch's write used the other slot; wait for it ("write"), then hand this
+      // batch to the writer. completed_batches moves only after a batch's rows are on disk.
+      finish_write();
       split.write = lap();
+      const double seconds = report::now_seconds() - t0;
+      writing = std::async(std::launch::async, [&, plan, host, seconds] {
+        std::lock_guard<std::mutex> lock(h5_mutex);
+        const double t = report::now_seconds();
+        results->write_rows(plan.first_row, plan.rows, host.topk, host.output, host.lse);
+        results->write_batch(plan.batch, plan.ranks, seconds);
+        maybe_inject_fault(0, plan.batch, "write");
+        results->set_completed_batches(plan.batch + 1);
+        background_write += report::now_seconds() - t;
+      });
       report::BatchRecord record;
       record.batch = plan.batch;
       record.rows = plan.rows;
@@ -272,40 +316,36 @@ int run_job(const JobOptions& o, const comm::World& world) {
       record.work = plan.work;
       record.predicted_seconds = plan.predicted_seconds;
       record.compute_seconds = compute_seconds;
-      record.seconds = seconds;
       // Idle: waiting for the other ranks at the end of the batch (the agreement below), and
       // the progress line, counted before they happen so the record can carry them.
-      const int64_t signal_seen = world.max(static_cast<int64_t>(stop_signal()));
-      stop = signal_seen;
+      stop = world.max(static_cast<int64_t>(stop_signal()));
       split.idle = lap();
+      record.seconds = t_mark - t0;
       record.split = split;
       std::ostringstream discard;
       report.batch_done(record, total_work, o.quiet ? static_cast<std::ostream&>(discard) : std::cout);
     } else {
       stop = world.max(static_cast<int64_t>(stop_signal()));
     }
-    // A signal at any rank stops every rank here, with this batch on disk.
+    // A signal at any rank stops every rank here, with this batch on disk once rank 0's writer
+    // is done.
     const int64_t signal = stop;
-    watchdog.disarm();
     if (signal != 0 && b + 1 < plans.size()) {
+      if (next_rows.valid()) next_rows.wait();  // the reader may be mid-read: let it finish
       if (world.is_root()) {
-        results->close();
-        report.print_summary(std::cout);
-        write_reports(o, header, report, fib_tags);
+        finish(std::cout);
         std::cout << "stopped on " << signal_name(static_cast<int>(signal)) << " after batch " << plan.batch + 1
                   << " of " << plans.size() << "; " << o.results << " holds " << plan.batch + 1
                   << " complete batches: rerun with --resume to finish" << std::endl;
       }
+      watchdog.disarm();
       return kExitResumable;
     }
+    watchdog.disarm();
   }
 
   // --- 6. Close and summarise. ------------------------------------------------------------------
-  if (world.is_root()) {
-    results->close();
-    report.print_summary(std::cout);
-    write_reports(o, header, report, fib_tags);
-  }
+  if (world.is_root()) finish(std::cout);
   return 0;
 }
 

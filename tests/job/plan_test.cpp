@@ -148,6 +148,23 @@ TEST(PlanBatch, AutoWithAMeasuredLatencyFloorKeepsSmallBatchesTogether) {
   for (int k = 1; k <= 8; ++k) EXPECT_LE(best.predicted_seconds, plan_batch(0, 0, w, 8, k, m).predicted_seconds);
 }
 
+TEST(PlanBatch, SlicesOfASpreadBatchHaveAtLeastMinSliceRows) {
+  CostModel m;
+  m.seconds_per_unit = 1e-3;  // compute dominates: auto would spread as far as it can
+  m.per_rank_seconds = 0;
+  m.min_slice_rows = 67;
+  // 100 rows: two slices of 50 would be too small, so one rank, whatever was asked.
+  EXPECT_EQ(plan_batch(0, 0, std::vector<double>(100, 1.0), 8, 0, m).ranks, 1);
+  EXPECT_EQ(plan_batch(0, 0, std::vector<double>(100, 1.0), 8, 2, m).ranks, 1);
+  // 300 rows: at most 4 slices of >= 67; a fixed 8 falls back to 4.
+  const auto autop = plan_batch(0, 0, std::vector<double>(300, 1.0), 8, 0, m);
+  EXPECT_EQ(autop.ranks, 4);
+  const auto fixed = plan_batch(0, 0, std::vector<double>(300, 1.0), 8, 8, m);
+  EXPECT_EQ(fixed.ranks, 4);
+  for (int r = 0; r < fixed.ranks; ++r) EXPECT_GE(fixed.end(r) - fixed.begin(r), 67);
+  EXPECT_EQ(plan_batch(0, 0, std::vector<double>(300, 1.0), 8, 3, m).ranks, 3);
+}
+
 TEST(PlanJob, OnePlanPerBatchCoveringItsRows) {
   const std::vector<int64_t> offsets = {0, 3, 4, 10};
   const auto plans = plan_job(offsets, std::vector<double>(10, 1.0), 4, 0, CostModel{});
