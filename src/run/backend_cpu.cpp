@@ -67,8 +67,13 @@ class CpuBackend final : public Backend {
       std::copy_n(output_.begin(), n * kHeads * kCkvDim, set.output.begin());
       std::copy_n(lse_.begin(), n * kHeads, set.lse.begin());
     }
-    return {set.topk.empty() ? nullptr : set.topk.data(), set.output.empty() ? nullptr : set.output.data(),
-            set.lse.empty() ? nullptr : set.lse.data()};
+    ResultRows out;
+    if (io::writes_topk(stage)) out.topk = set.topk.data();
+    if (io::writes_attention(stage)) {
+      out.output = set.output.data();
+      out.lse = set.lse.data();
+    }
+    return out;
   }
 
   ComputeTimes last_times() const override { return times_; }

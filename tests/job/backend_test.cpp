@@ -1,0 +1,109 @@
+// The backends as the job drives them: the pipeline stage equals the indexer stage followed by
+// the attention stage on its top-k, and a row's results do not depend on the call it was in
+// (when every call has at least min_slice_rows rows), which is what makes results identical
+// whichever ranks computed them. The CPU backend always; the CUDA backend where a GPU is
+// visible (skipped, visibly, elsewhere).
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "kernels/shapes.hpp"
+#include "src/gen/generate.hpp"
+#include "src/run/backend.hpp"
+
+namespace dsa::run {
+namespace {
+
+struct Results {
+  std::vector<int32_t> topk;
+  std::vector<uint16_t> output;
+  std::vector<float> lse;
+};
+
+std::unique_ptr<Backend> backend_named(const std::string& name) {
+  if (name == "cpu") return make_cpu_backend(2);
+#ifdef DSA_HAVE_CUDA
+  if (visible_cuda_devices() > 0) return make_cuda_backend(0);
+#endif
+  return nullptr;
+}
+
+class BackendTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    backend_ = backend_named(GetParam());
+    if (!backend_) GTEST_SKIP() << "no GPU visible: the CUDA backend is tested on the GPU machine";
+    // The demo preset: ragged seq_len up to 8K, pages in random order. The CPU reference is
+    // slow, so it takes the first rows only.
+    gen::GenConfig config = gen::preset_config("demo");
+    config.seed = 21;
+    plan_ = gen::make_plan(config);
+    rows_count_ = GetParam() == "cpu" ? 12 : plan_.rows();
+    kv_ = gen::make_kv(config.seed, 0, plan_.num_pages, true, true);
+    rows_ = gen::make_rows(plan_, 0, rows_count_);
+    backend_->load_kv(kv_);
+    max_seq_len_ = 0;
+    for (int64_t r = 0; r < rows_count_; ++r) max_seq_len_ = std::max(max_seq_len_, rows_.seq_lens[size_t(r)]);
+  }
+
+  // Computes `stage` on rows [first, first + count) of rows_ and copies the results.
+  Results run(io::Stage stage, const io::QueryRows& all, int64_t first, int64_t count) {
+    const io::QueryRows rows = io::slice_rows(all, first, count);
+    backend_->reserve(stage, rows_count_, rows_count_, max_seq_len_, plan_.max_num_pages);
+    backend_->compute(stage, rows, float(plan_.config.sm_scale));
+    const ResultRows h = backend_->host_results(stage, count, 0);
+    Results out;
+    if (h.topk) out.topk.assign(h.topk, h.topk + count * kTopK);
+    if (h.output) out.output.assign(h.output, h.output + count * kHeads * kCkvDim);
+    if (h.lse) out.lse.assign(h.lse, h.lse + count * kHeads);
+    return out;
+  }
+
+  std::unique_ptr<Backend> backend_;
+  gen::WorkloadPlan plan_;
+  io::KvCache kv_;
+  io::QueryRows rows_;
+  int64_t rows_count_ = 0;
+  int32_t max_seq_len_ = 0;
+};
+
+TEST_P(BackendTest, PipelineIsTheIndexerThenAttentionOnItsTopk) {
+  const Results pipe = run(io::Stage::pipeline, rows_, 0, rows_count_);
+  const Results index = run(io::Stage::indexer, rows_, 0, rows_count_);
+  EXPECT_EQ(pipe.topk, index.topk) << "the pipeline's top-k differs from the indexer stage's";
+  io::QueryRows with_topk = rows_;
+  with_topk.sparse_indices = pipe.topk;
+  const Results attend = run(io::Stage::attention, with_topk, 0, rows_count_);
+  EXPECT_EQ(pipe.output, attend.output) << "attention on the pipeline's top-k gives another output";
+  EXPECT_EQ(0, std::memcmp(pipe.lse.data(), attend.lse.data(), pipe.lse.size() * sizeof(float)));
+}
+
+TEST_P(BackendTest, RowsGiveTheSameResultsInAnyCallOfAtLeastMinSliceRows) {
+  for (io::Stage stage : {io::Stage::indexer, io::Stage::attention, io::Stage::pipeline}) {
+    SCOPED_TRACE(io::stage_name(stage));
+    const int64_t min_rows = backend_->min_slice_rows(stage);
+    if (2 * min_rows > rows_count_) GTEST_SKIP() << "too few rows to split in two slices of " << min_rows;
+    const Results whole = run(stage, rows_, 0, rows_count_);
+    // Two uneven slices, each at least min_rows, as the planner would cut them.
+    const int64_t cut = std::max(min_rows, rows_count_ / 3);
+    const Results a = run(stage, rows_, 0, cut);
+    const Results b = run(stage, rows_, cut, rows_count_ - cut);
+    auto joined = [](std::vector<auto> x, const auto& y) {
+      x.insert(x.end(), y.begin(), y.end());
+      return x;
+    };
+    EXPECT_EQ(whole.topk, joined(a.topk, b.topk));
+    EXPECT_EQ(whole.output, joined(a.output, b.output));
+    const std::vector<float> lse = joined(a.lse, b.lse);
+    ASSERT_EQ(whole.lse.size(), lse.size());
+    EXPECT_EQ(0, std::memcmp(whole.lse.data(), lse.data(), lse.size() * sizeof(float)));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, BackendTest, ::testing::Values("cpu", "cuda"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace dsa::run
