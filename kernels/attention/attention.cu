@@ -178,6 +178,7 @@ void attention_tuned(const AttentionParams& p, const AttentionTuning& tuning, cu
   kp.rows = p.rows;
   kp.scale_log2 = static_cast<float>(static_cast<double>(p.sm_scale) * 1.4426950408889634);
   kp.splits = plan.splits;
+  kp.trace = tuning.trace;
   kp.output = p.output;
   kp.lse = p.lse;
 

@@ -15,6 +15,8 @@ struct AttentionTuning {
   int stages = 0;  // pipeline depth (4 or 5); 0 = default
   int splits = 0;  // blocks (one cluster) per row: 1, 2, 4, 8 or 16; 0 = chosen from rows and SMs
   int exact_p = -1;  // 1: P as bf16 hi + lo (default), 0: P rounded to bf16; -1 = default
+  // Diagnostics: per-block phase stamps, attn::kTraceSlots per block (see sparse_mla_params.hpp).
+  unsigned long long* trace = nullptr;
 };
 
 // What a call over `rows` rows would launch on the current device.

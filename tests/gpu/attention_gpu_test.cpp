@@ -1,7 +1,9 @@
 // CUDA sparse MLA attention against the CPU reference (SPEC §1.2: atol = rtol = 1e-2), on fresh
 // seeded random inputs per case: 1..4096 rows, valid counts 0 / 1 / 7 / 64 / 2047 / 2048, holes
 // scattered, as a tail and as a head, ids disjoint across rows (decode-like) and shared
-// (prefill-like), large sm_scale, large-magnitude inputs, every split count and pipeline depth.
+// (prefill-like), large sm_scale, large-magnitude inputs, every split count and pipeline depth,
+// and contest-like calls of 1..8 rows (every valid count class, every cluster size, repeated
+// calls).
 // Outputs are poisoned before every run and every element is checked to have been written.
 // Without a visible GPU every test skips, saying so.
 #include <cuda_runtime.h>
@@ -342,6 +344,113 @@ TEST(AttentionGpu, EverySplitCountAndDepth) {
       c.seed = 200 + static_cast<uint64_t>(stages * 100 + splits);
       run_case(c, cuda::AttentionTuning{stages, splits});
     }
+  }
+}
+
+// 1..8 rows, every valid count class, holes scattered or as a tail (a contiguous prefix, as
+// FlashInfer-Bench's rows), through the default plan and with one block or one cluster of every
+// size the device runs per row. Rows of one call differ in length, so some blocks have no id.
+TEST(AttentionGpu, FewRowsEveryCountClass) {
+  REQUIRE_GPU();
+  const int max_splits = cuda::attention_plan(1).max_splits;
+  const std::vector<int> classes = {2048, 0, 1, 7, 64, 2047, 33, 1100, 16, 17, 511, 513, 32, 250};
+  int runs = 0;
+  for (int splits : {0, 1, 2, 4, 8, 16}) {  // 0: the default plan
+    if (splits > max_splits) continue;
+    for (int64_t rows = 1; rows <= 8; ++rows) {
+      for (Holes holes : {Holes::kTail, Holes::kScattered}) {
+        SCOPED_TRACE(::testing::Message() << "splits " << splits << ", rows " << rows << ", holes "
+                                          << (holes == Holes::kTail ? "tail" : "scattered"));
+        CaseSpec c;
+        c.rows = rows;
+        c.valid.clear();
+        for (int64_t r = 0; r < rows; ++r)  // a different mix of classes per row count
+          c.valid.push_back(classes[static_cast<size_t>((r * 5 + rows * 3 + splits) % classes.size())]);
+        c.holes = holes;
+        c.seed = 500 + static_cast<uint64_t>(splits * 100 + rows * 2 + (holes == Holes::kTail));
+        run_case(c, cuda::AttentionTuning{0, splits});
+        ++runs;
+      }
+    }
+  }
+  RecordProperty("few_row_runs", runs);
+  EXPECT_GE(runs, 32);
+}
+
+// Every valid count class alone in a 1-row call, through the default plan (the row split over
+// one cluster) and with one block.
+TEST(AttentionGpu, OneRowEveryCount) {
+  REQUIRE_GPU();
+  for (int valid : {0, 1, 7, 16, 17, 33, 64, 255, 256, 257, 1000, 2047, 2048}) {
+    SCOPED_TRACE(::testing::Message() << "valid " << valid);
+    CaseSpec c;
+    c.rows = 1;
+    c.valid = {valid};
+    c.seed = 700 + static_cast<uint64_t>(valid);
+    run_case(c);  // default plan
+    c.seed += 1000;
+    run_case(c, cuda::AttentionTuning{0, 1});  // one block
+  }
+}
+
+// Few rows (split over clusters by the default plan) with one-hot and large-magnitude
+// softmaxes, and repeated ids.
+TEST(AttentionGpu, FewRowsLargeValuesAndRepeats) {
+  REQUIRE_GPU();
+  {
+    CaseSpec c;
+    c.rows = 3;
+    c.valid = {2048, 700, 7};
+    c.sm_scale = 8.f;
+    c.seed = 801;
+    run_case(c);
+  }
+  {
+    CaseSpec c;
+    c.rows = 4;
+    c.valid = {2048, 300, 7, 1100};
+    c.magnitude = 1000.f;
+    c.sm_scale = 2e-7f;
+    c.seed = 802;
+    run_case(c);
+  }
+  {
+    CaseSpec c;
+    c.rows = 2;
+    c.valid = {2048, 100};
+    c.duplicates = true;
+    c.seed = 803;
+    run_case(c);
+  }
+}
+
+// Nothing carries over between calls: the same calls, repeated and interleaved with calls of
+// another shape and launch shape, give the reference every time.
+TEST(AttentionGpu, RepeatedCalls) {
+  REQUIRE_GPU();
+  CaseSpec a;
+  a.rows = 1;
+  a.valid = {2048};
+  a.seed = 901;
+  CaseSpec b;
+  b.rows = 6;
+  b.valid = {1100, 2048, 0, 33, 2047, 5};
+  b.holes = Holes::kTail;
+  b.seed = 902;
+  const Inputs in_a = make_inputs(a), in_b = make_inputs(b);
+  const cuda::AttentionTuning one_block{0, 1};
+  for (int rep = 0; rep < 3; ++rep) {
+    SCOPED_TRACE(::testing::Message() << "repetition " << rep);
+    Outputs got;
+    run_gpu(in_a, {}, got);  // default plan: one cluster
+    if (::testing::Test::HasFatalFailure()) return;
+    check(a, in_a, got);
+    run_gpu(in_b, {}, got);  // default plan: one cluster per row
+    if (::testing::Test::HasFatalFailure()) return;
+    check(b, in_b, got);
+    run_gpu(in_b, one_block, got);  // one block per row
+    if (::testing::Test::HasFatalFailure()) return;
+    check(b, in_b, got);
   }
 }
 

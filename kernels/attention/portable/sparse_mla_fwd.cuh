@@ -18,11 +18,11 @@
 //      same barrier interval as the softmax and P V of tile i (logits double-buffered), so a
 //      tile costs one barrier and the two MMA streams may interleave;
 //   4. with one split: normalises and writes bf16 output and the base-2 LSE. With several, the
-//      splits of a row form one thread-block cluster: each block sends its partial of every
-//      head into the shared memory of the block that finishes that head (st.async into
-//      distributed shared memory, counted on the receiver's mbarrier), and each block combines
-//      its heads by base-2 LSE: no workspace, no second launch, no cluster barrier after the
-//      exchange.
+//      splits of a row form one thread-block cluster: each block stages its partial of every
+//      head in its idle stages and bulk-copies each peer's heads into that peer's shared memory
+//      (cp.async.bulk into distributed shared memory, counted on the receiver's mbarrier), and
+//      each block combines its heads by base-2 LSE: no workspace, no second launch, no cluster
+//      barrier after the exchange.
 // A row (or split) with no valid id ends with m = -inf, l = 0 and writes zeros and -inf.
 #pragma once
 
@@ -104,6 +104,21 @@ __device__ __forceinline__ void st_async_f32x2(uint32_t remote_addr, float a, fl
                "f"(a), "f"(b), "r"(remote_mbar)
                : "memory");
 }
+// Bulk copy (copy engine) of `bytes` (multiple of 16, 16-byte aligned) from this block's shared
+// memory into block `rank`'s (dst and mbar already mapped to it), counted on its mbarrier.
+__device__ __forceinline__ void bulk_copy_to_rank(uint32_t dst, uint32_t src, uint32_t bytes, uint32_t mbar) {
+  asm volatile("cp.async.bulk.shared::cluster.shared::cta.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
+               "r"(src), "r"(bytes), "r"(mbar)
+               : "memory");
+}
+__device__ __forceinline__ void bulk_commit_and_wait_read() {
+  asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+  asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+}
+// Generic-proxy shared-memory writes, ordered before later async-proxy (copy engine) reads.
+__device__ __forceinline__ void fence_proxy_async_smem() {
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
 // One arrival (the local expect_tx) plus the bytes completes the phase; remote bytes may land
 // before the expect_tx (tx-count goes negative meanwhile, the pending arrival holds the phase).
 __device__ __forceinline__ void mbar_init(uint32_t mbar) {
@@ -125,10 +140,17 @@ __device__ __forceinline__ void mbar_wait_phase0(uint32_t mbar) {
   }
 }
 
-// Brings the line (and its address translation) in early, so the stores at the end of the
-// kernel do not wait for a page walk.
-__device__ __forceinline__ void prefetch_l2(const void* ptr) {
-  asm volatile("prefetch.global.L2 [%0];\n" ::"l"(ptr));
+// Loads a word that nobody uses (the warp never waits for it), so the address translation of
+// the output's page is warm when the stores at the end of the kernel come (an L2 prefetch did
+// not spare them the page walk).
+__device__ __forceinline__ void touch(const void* ptr) {
+  asm volatile("{\n .reg .b32 t;\n ld.global.b32 t, [%0];\n}\n" ::"l"(ptr));
+}
+
+__device__ __forceinline__ unsigned long long global_ns() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
+  return t;
 }
 
 __device__ __forceinline__ uint32_t ldg_u32(const uint16_t* ptr) {
@@ -159,9 +181,8 @@ __global__ void __launch_bounds__(kThreads, 1) sparse_mla_fwd_kernel(const __gri
   int* warp_count = reinterpret_cast<int*>(s_part + kSPartFloats);             // [8]
   // Split mode only (after a 128-byte pad): the partials the cluster's blocks send to this
   // block, which finishes heads [split * 16/splits, (split+1) * 16/splits): row j * 16/splits + hl
-  // holds split j's unnormalised output of head h0 + hl (kOPartStride floats), then (m, l) per row.
+  // holds split j's unnormalised output of head h0 + hl (512 floats), then its (m, l), then pad.
   float* recv_o = reinterpret_cast<float*>(warp_count + kWarps) + 2 * kHeads;
-  float* recv_ml = recv_o + kHeads * kOPartStride;
   // The 8-byte mbarrier that counts the received bytes sits in the pad before recv_o.
   const uint32_t recv_mbar = dev::smem_u32(recv_o) - 8;
 
@@ -170,12 +191,19 @@ __global__ void __launch_bounds__(kThreads, 1) sparse_mla_fwd_kernel(const __gri
   const int lane = tid & 31;
   const int g = lane >> 2;  // fragment row (head g and g + 8)
   const int q = lane & 3;   // fragment column pair
-  const int splits = p.splits;
-  const int split = static_cast<int>(blockIdx.x % static_cast<unsigned>(splits));
+  const int splits = p.splits;  // blocks per row (one cluster)
+  const int split = static_cast<int>(blockIdx.x % static_cast<unsigned>(splits));  // rank in the cluster
   const int64_t row = blockIdx.x / static_cast<unsigned>(splits);
 
   const int heads_per = kHeads / splits;  // heads this block writes
   const int h0 = split * heads_per;
+  // Diagnostics: thread 0 stamps the phase boundaries when p.trace is set.
+  unsigned long long* const trace = p.trace && tid == 0 ? p.trace + size_t(blockIdx.x) * kTraceSlots : nullptr;
+  auto stamp = [&](int slot) {
+    if (trace) trace[slot] = clock64();
+  };
+  if (trace) trace[0] = dev::global_ns();
+  stamp(1);
   if (splits > 1) {
     // The receive barrier is initialised before the cluster arrive that the senders wait for,
     // so no byte can arrive before it exists.
@@ -193,11 +221,11 @@ __global__ void __launch_bounds__(kThreads, 1) sparse_mla_fwd_kernel(const __gri
   }
   dev::cp_async_commit();
   if (tid == 0)  // first and last line of this block's output, and its lse: warms the TLB
-    dev::prefetch_l2(p.output + (row * kHeads + h0) * kCkvDim);
+    dev::touch(p.output + (row * kHeads + h0) * kCkvDim);
   else if (tid == 32)
-    dev::prefetch_l2(p.output + (row * kHeads + h0 + heads_per) * kCkvDim - 64);
+    dev::touch(p.output + (row * kHeads + h0 + heads_per) * kCkvDim - 64);
   else if (tid == 64)
-    dev::prefetch_l2(p.lse + row * kHeads + h0);
+    dev::touch(p.lse + row * kHeads + h0);
 
   // ---- 1. Compact the row's valid ids, in slot order. Thread t owns slots 8t .. 8t+7. --------
   int ids[8];
@@ -244,6 +272,7 @@ __global__ void __launch_bounds__(kThreads, 1) sparse_mla_fwd_kernel(const __gri
   const int count = hi - lo;
   const int ntiles = (count + kTileTokens - 1) / kTileTokens;
   __syncthreads();  // id_list complete
+  stamp(2);
 
   // ---- 2. Gather: tile t -> stage s. Thread t copies token row t/8: 16-byte chunks t%8 + 8k of
   // its ckv row (k = 0..7, so 8 threads cover 128 contiguous bytes per instruction) and chunk
@@ -400,6 +429,7 @@ __global__ void __launch_bounds__(kThreads, 1) sparse_mla_fwd_kernel(const __gri
   }
   if (ntiles > 0) {
     dev::cp_async_wait<kStages - 2>();
+    stamp(3);
     __syncthreads();  // Q and tile 0 visible
     {
       const int hr = (lane & 7) + ((lane >> 3) & 1) * 8;  // A-fragment row this lane addresses
@@ -424,6 +454,7 @@ __global__ void __launch_bounds__(kThreads, 1) sparse_mla_fwd_kernel(const __gri
     stage = next_stage;
   }
   dev::cp_async_wait<0>();  // only empty groups can be left; keep the invariant explicit
+  stamp(4);
 
   float l_tot[2];
 #pragma unroll
@@ -450,36 +481,53 @@ __global__ void __launch_bounds__(kThreads, 1) sparse_mla_fwd_kernel(const __gri
       p.lse[row * kHeads + g] = l_tot[0] > 0.f ? m_run[0] + log2f(l_tot[0]) : neg_inf;
       p.lse[row * kHeads + g + 8] = l_tot[1] > 0.f ? m_run[1] + log2f(l_tot[1]) : neg_inf;
     }
+    stamp(7);
+    if (trace) trace[8] = dev::global_ns();
     return;
   }
 
-  // ---- 4b. Several splits (one cluster): each block sends its unnormalised partial of every
-  // head, with (m, l), straight into the shared memory of the block that finishes that head
-  // (st.async, counted on that block's mbarrier); each block waits for its 16 heads' worth of
-  // bytes and combines them by base-2 LSE from local memory. No cluster-wide barrier after the
-  // exchange, no device-scope fence. ---------------------------------------------------------
-  dev::cluster_wait_acquire();  // every block has started and armed its mbarrier
-  {
-    const uint32_t rank0 = static_cast<uint32_t>(g / heads_per), rank1 = static_cast<uint32_t>((g + 8) / heads_per);
-    const int row0 = split * heads_per + g % heads_per, row1 = split * heads_per + (g + 8) % heads_per;
-    const uint32_t dst0 = dev::map_rank(dev::smem_u32(recv_o + row0 * kOPartStride), rank0);
-    const uint32_t dst1 = dev::map_rank(dev::smem_u32(recv_o + row1 * kOPartStride), rank1);
-    const uint32_t bar0 = dev::map_rank(recv_mbar, rank0), bar1 = dev::map_rank(recv_mbar, rank1);
+  // ---- 4b. Several splits (one cluster): each block stages its unnormalised partial of every
+  // head, with (m, l) in the row's pad, in its own (now idle) pipeline stages, and one thread
+  // per destination bulk-copies the rows of that block's heads straight into its receive
+  // buffer (cp.async.bulk into distributed shared memory, counted on the receiver's mbarrier:
+  // a few large copies instead of thousands of 8-byte remote stores); each block waits for
+  // its 16 rows and combines them by base-2 LSE from local memory. No cluster-wide barrier
+  // after the exchange, no device-scope fence. ------------------------------------------------
+  __syncthreads();  // every warp is done reading the stages
+  // Rows of this block's own heads go straight into its receive buffer, the others to the staging.
+  float* stage_o = reinterpret_cast<float*>(stage_mem);  // [16 heads][kOPartStride]
+  float* const row_g0 = g / heads_per == split ? recv_o + (split * heads_per + g % heads_per) * kOPartStride
+                                               : stage_o + g * kOPartStride;
+  float* const row_g1 = (g + 8) / heads_per == split
+                            ? recv_o + (split * heads_per + (g + 8) % heads_per) * kOPartStride
+                            : stage_o + (g + 8) * kOPartStride;
 #pragma unroll
-    for (int nt = 0; nt < 8; ++nt) {
-      const uint32_t d = static_cast<uint32_t>(64 * warp + 8 * nt + 2 * q) * 4;
-      dev::st_async_f32x2(dst0 + d, o[nt][0], o[nt][1], bar0);
-      dev::st_async_f32x2(dst1 + d, o[nt][2], o[nt][3], bar1);
-    }
-    if (warp == 0 && q == 0) {
-      dev::st_async_f32x2(dev::map_rank(dev::smem_u32(recv_ml + 2 * row0), rank0), m_run[0], l_tot[0], bar0);
-      dev::st_async_f32x2(dev::map_rank(dev::smem_u32(recv_ml + 2 * row1), rank1), m_run[1], l_tot[1], bar1);
-    }
+  for (int nt = 0; nt < 8; ++nt) {
+    const int d = 64 * warp + 8 * nt + 2 * q;
+    *reinterpret_cast<float2*>(row_g0 + d) = make_float2(o[nt][0], o[nt][1]);
+    *reinterpret_cast<float2*>(row_g1 + d) = make_float2(o[nt][2], o[nt][3]);
   }
-  // Every block receives 16/splits heads from each of the splits blocks: always 16 rows of
-  // [512 floats + (m, l)].
-  if (tid == 0) dev::mbar_arrive_expect(recv_mbar, kHeads * (kCkvDim + 2) * 4);
+  if (warp == 0 && q == 0) {
+    *reinterpret_cast<float2*>(row_g0 + kCkvDim) = make_float2(m_run[0], l_tot[0]);
+    *reinterpret_cast<float2*>(row_g1 + kCkvDim) = make_float2(m_run[1], l_tot[1]);
+  }
+  dev::fence_proxy_async_smem();  // the staged rows, before the copy engine reads them
+  __syncthreads();                // every thread's rows staged
+  dev::cluster_wait_acquire();    // every block has started and armed its mbarrier
+  stamp(5);
+  if (tid < splits && tid != split) {  // thread r sends heads [r * heads_per, (r + 1) * heads_per) to rank r
+    const uint32_t r = static_cast<uint32_t>(tid);
+    const uint32_t bytes = static_cast<uint32_t>(heads_per * kOPartStride * 4);
+    dev::bulk_copy_to_rank(dev::map_rank(dev::smem_u32(recv_o + split * heads_per * kOPartStride), r),
+                           dev::smem_u32(stage_o + tid * heads_per * kOPartStride), bytes,
+                           dev::map_rank(recv_mbar, r));
+    dev::bulk_commit_and_wait_read();  // the staging may not be left before it is read
+  }
+  // Every block receives 16/splits heads from each of the other splits - 1 blocks: 16 - 16/splits
+  // rows of kOPartStride floats (512 outputs, m, l, pad); its own rows were written above.
+  if (tid == 0) dev::mbar_arrive_expect(recv_mbar, (kHeads - heads_per) * kOPartStride * 4);
   dev::mbar_wait_phase0(recv_mbar);  // all partials of our heads have landed
+  stamp(6);
 
   constexpr int kQuads = kCkvDim / 4;
   uint16_t* out = p.output + row * (kHeads * kCkvDim);
@@ -489,15 +537,15 @@ __global__ void __launch_bounds__(kThreads, 1) sparse_mla_fwd_kernel(const __gri
     float m_max = neg_inf;
 #pragma unroll
     for (int j = 0; j < kMaxSplits; ++j)
-      if (j < splits) m_max = fmaxf(m_max, recv_ml[2 * (j * heads_per + hl)]);
+      if (j < splits) m_max = fmaxf(m_max, recv_o[(j * heads_per + hl) * kOPartStride + kCkvDim]);
     float l_sum = 0.f;
     float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
 #pragma unroll
     for (int j = 0; j < kMaxSplits; ++j) {
       if (j < splits) {
-        const float mj = recv_ml[2 * (j * heads_per + hl)];
-        const float w = mj == neg_inf ? 0.f : dev::exp2_approx(mj - m_max);  // empty split: weight 0
-        l_sum += w * recv_ml[2 * (j * heads_per + hl) + 1];
+        const float2 ml = *reinterpret_cast<const float2*>(recv_o + (j * heads_per + hl) * kOPartStride + kCkvDim);
+        const float w = ml.x == neg_inf ? 0.f : dev::exp2_approx(ml.x - m_max);  // empty split: weight 0
+        l_sum += w * ml.y;
         const float4 v = *reinterpret_cast<const float4*>(recv_o + (j * heads_per + hl) * kOPartStride + d);
         acc.x += w * v.x;
         acc.y += w * v.y;
@@ -513,6 +561,8 @@ __global__ void __launch_bounds__(kThreads, 1) sparse_mla_fwd_kernel(const __gri
     *reinterpret_cast<uint2*>(out + h * kCkvDim + d) = packed;
     if (d == 0) p.lse[row * kHeads + h] = l_sum > 0.f ? m_max + log2f(l_sum) : neg_inf;
   }
+  stamp(7);
+  if (trace) trace[8] = dev::global_ns();
 }
 
 }  // namespace dsa::cuda::attn

@@ -21,7 +21,14 @@ struct SparseMlaParams {
   int splits = 1;                     // blocks per row = thread-block cluster size (1, 2, 4, 8, 16)
   uint16_t* output = nullptr;         // [rows, 16, 512] bf16 out
   float* lse = nullptr;               // [rows, 16] float32 out, base 2
+  // Diagnostics only (null in normal calls): per block kTraceSlots 64-bit stamps of thread 0
+  // (globaltimer at entry and exit, clock64 at the phase boundaries), for dsa-bench's probes.
+  unsigned long long* trace = nullptr;
 };
+// Trace slots of a block: 0 globaltimer at entry; clock64 at 1 entry, 2 id list ready, 3 Q and
+// tile 0 landed (not written without a tile), 4 main loop done, 5 cluster wait done and
+// 6 partials received (not written with one split), 7 output written; 8 globaltimer at exit.
+inline constexpr int kTraceSlots = 9;
 
 // Geometry: one block = 8 warps; a pipeline stage holds one tile of 32 gathered tokens.
 inline constexpr int kThreads = 256;
@@ -35,7 +42,7 @@ inline constexpr int kStageBytes = kStageCkvBytes + kTileTokens * kKpeRowBytes; 
 inline constexpr int kSPartStride = kTileTokens + 8;                  // floats; +8 avoids bank conflicts
 inline constexpr int kSPartBufFloats = 2 * kHeads * kSPartStride;     // two K-halves of S [16, 32]
 inline constexpr int kSPartFloats = 2 * kSPartBufFloats;              // double-buffered
-inline constexpr int kOPartStride = kCkvDim + 8;                      // floats per head of a split partial
+inline constexpr int kOPartStride = kCkvDim + 8;                      // floats per head of a split partial (m, l at 512)
 inline constexpr int kMaxSplits = 16;
 
 // Dynamic shared memory of the kernel with `stages` pipeline stages; `split` adds the buffer
