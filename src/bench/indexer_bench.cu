@@ -275,7 +275,7 @@ std::vector<BenchRow> bench_indexer(const BenchConfig& config) {
             std::printf("%s\n", line.c_str());
           }
         };
-        static const char* topk_names[] = {"wait", "load+hist", "merge", "threshold", "classify", "low-passes/gather", "emit", "final"};
+        static const char* topk_names[] = {"wait", "load+hist", "merge", "threshold", "classify", "resolve", "count+exchange", "emit"};
         static const char* scores_names[] = {"prologue", "first-copy", "first-page-ready", "first-page-done", "rest"};
         print_phases("top-k", h, 12, 8, topk_names);
         print_phases("scores", hs, 8, 5, scores_names);

@@ -227,8 +227,7 @@ int scaling_main(int argc, char** argv) {
     if (world.size() > 1) {
       const run::GatherCost g = run::measure_gather(world, step, stage, std::max<int64_t>(1, max_b / world.size()),
                                                     model.result_bytes_per_row);
-      model.gather_bytes_per_second = g.bytes_per_second;
-      model.gather_latency_seconds = g.latency_seconds;
+      run::apply_gather(model, g);
     }
   }
 

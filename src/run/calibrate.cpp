@@ -115,6 +115,12 @@ void apply_curve(plan::CostModel& model, const ComputeCurve& curve) {
   model.set_curve(curve.work, curve.seconds);
 }
 
+void apply_gather(plan::CostModel& model, const GatherCost& gather) {
+  model.gather_bytes_per_second = gather.bytes_per_second;
+  model.gather_latency_seconds = gather.latency_seconds;
+  model.per_rank_seconds = 0;
+}
+
 void write_calibration(const std::string& path, const std::vector<ComputeCurve>& curves) {
   nlohmann::json doc = {{"program", "dsa-bench calibrate"}, {"version", DSA_VERSION}, {"stages", nlohmann::json::object()}};
   if (std::filesystem::exists(path)) {

@@ -61,5 +61,8 @@ ComputeCurve read_calibration(const std::string& path, io::Stage stage);
 
 // The model with `curve` as its compute cost.
 void apply_curve(plan::CostModel& model, const ComputeCurve& curve);
+// The model with the measured gather; its latency (a 1-row gather from every rank, barrier to
+// done) is then the whole fixed cost of an extra rank, so per_rank_seconds becomes 0.
+void apply_gather(plan::CostModel& model, const GatherCost& gather);
 
 }  // namespace dsa::run

@@ -202,8 +202,7 @@ int run_job(const JobOptions& o, const comm::World& world) {
   if (choosing) {
     const GatherCost g = measure_gather(world, *step, o.stage, std::max<int64_t>(1, sample_rows / world.size()),
                                         model.result_bytes_per_row);
-    model.gather_bytes_per_second = g.bytes_per_second;
-    model.gather_latency_seconds = g.latency_seconds;
+    apply_gather(model, g);
   }
   if (!collectively(world, [&] {
         plans = plan::plan_job(info.batch_offsets, work, world.size(), o.ranks, model);
