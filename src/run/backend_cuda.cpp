@@ -14,20 +14,23 @@
 namespace dsa::run {
 namespace {
 
-// A device allocation that grows to the largest size asked for.
-class DeviceBuffer {
+// An allocation that grows to the largest size asked for (never shrinks): device memory, or
+// page-locked host memory, which downloads fill at the full link rate with no driver staging.
+enum class Memory { device, pinned_host };
+
+template <Memory kind>
+class GrowingBuffer {
  public:
-  DeviceBuffer() = default;
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  ~DeviceBuffer() { cudaFree(ptr_); }
+  GrowingBuffer() = default;
+  GrowingBuffer(const GrowingBuffer&) = delete;
+  GrowingBuffer& operator=(const GrowingBuffer&) = delete;
+  ~GrowingBuffer() { release(); }
 
   void* reserve(size_t bytes) {
     if (bytes > bytes_) {
-      DSA_CHECK_CUDA(cudaFree(ptr_));
-      ptr_ = nullptr;
-      bytes_ = 0;
-      DSA_CHECK_CUDA(cudaMalloc(&ptr_, bytes));
+      DSA_CHECK_CUDA(release());
+      if constexpr (kind == Memory::device) DSA_CHECK_CUDA(cudaMalloc(&ptr_, bytes));
+      else DSA_CHECK_CUDA(cudaMallocHost(&ptr_, bytes));
       bytes_ = bytes;
     }
     return ptr_;
@@ -36,35 +39,17 @@ class DeviceBuffer {
   size_t bytes() const { return bytes_; }
 
  private:
-  void* ptr_ = nullptr;
-  size_t bytes_ = 0;
-};
-
-// Page-locked host memory that grows like DeviceBuffer: downloads into it run at the full
-// PCIe/NVLink-C2C rate and need no staging copy by the driver.
-class PinnedBuffer {
- public:
-  PinnedBuffer() = default;
-  PinnedBuffer(const PinnedBuffer&) = delete;
-  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
-  ~PinnedBuffer() { cudaFreeHost(ptr_); }
-
-  void* reserve(size_t bytes) {
-    if (bytes > bytes_) {
-      DSA_CHECK_CUDA(cudaFreeHost(ptr_));
-      ptr_ = nullptr;
-      bytes_ = 0;
-      DSA_CHECK_CUDA(cudaMallocHost(&ptr_, bytes));
-      bytes_ = bytes;
-    }
-    return ptr_;
+  cudaError_t release() {
+    const cudaError_t e = kind == Memory::device ? cudaFree(ptr_) : cudaFreeHost(ptr_);
+    ptr_ = nullptr;
+    bytes_ = 0;
+    return e;
   }
-  void* get() const { return ptr_; }
-
- private:
   void* ptr_ = nullptr;
   size_t bytes_ = 0;
 };
+using DeviceBuffer = GrowingBuffer<Memory::device>;
+using PinnedBuffer = GrowingBuffer<Memory::pinned_host>;
 
 class CudaBackend final : public Backend {
  public:
