@@ -128,6 +128,8 @@ Plan make_plan(int64_t rows, int32_t max_seq_len, int64_t max_num_pages, const D
       plan.smem_keys = idx::topk_smem_bytes(true, topk_chunk(plan.len_cap, topk_cluster)) <= caps.smem_optin;
     }
     plan.chunk_cap = topk_chunk(plan.len_cap, plan.cluster);
+    DSA_REQUIRE(plan.chunk_cap < idx::kMaxTopkChunk, "indexer: max_seq_len ", max_seq_len,
+                " gives top-k chunks of ", plan.chunk_cap, " keys, the most is ", idx::kMaxTopkChunk - 1);
   }
   plan.topk_smem = static_cast<size_t>(idx::topk_smem_bytes(plan.smem_keys, plan.chunk_cap));
   DSA_REQUIRE(plan.topk_smem <= static_cast<size_t>(caps.smem_optin), "indexer: max_seq_len ", max_seq_len,

@@ -33,8 +33,8 @@ struct IndexerRunOptions {
   int scores_groups = 0;     // wgmma-f16 consumer warpgroups: 0 = the default (3), 2 = two
                              // software-pipelined groups (comparison variant)
   int topk_cluster = 0;      // blocks per row in the top-k (1, 2, 4, 8; 0 = the fewest whose shared memory holds the row)
-  int topk_variant = -1;     // -1 = the default; 0 = gather the threshold bin's keys in one block
-                             // (per-bin slot cursors); 1 = resolve it with cluster-summed histograms
+  int topk_variant = -1;     // -1 = the default; 0 = gather the threshold bin's keys in one block;
+                             // 1 = resolve it with cluster-summed histograms (same output)
   bool pdl = true;           // launch top-k as the programmatic dependent of the scores kernel
   bool stream_only = false;  // diagnostic: the scores kernel streams the pages and computes nothing
   long long* topk_debug = nullptr;    // diagnostic: device buffer of 4 x 12 clock64 stamps (top-k phases)

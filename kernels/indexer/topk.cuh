@@ -1,6 +1,13 @@
 // Top-2048 selection of the indexer (SPEC §1.1 output): global token ids (page * 64 + offset) of
-// the 2048 largest scores of each row, any order, -1 padded. Rows with seq_len <= 2048 emit all
-// their tokens.
+// the 2048 largest scores of each row, -1 padded. Rows with seq_len <= 2048 emit all their tokens.
+//
+// Deterministic: a row's output is a function of that row's inputs alone (the same row gives the
+// same output in any call, whatever other rows share it and however many rows it has; the cluster
+// size, which depends on the call's max_seq_len, changes nothing). The selected set is the keys
+// above the 2048th largest key T plus, of the keys equal to T, those of the lowest positions s
+// (token position in the row, 0..seq_len-1); the ids are written in ascending position order,
+// then -1 padding (seq_len <= 2048: slot i holds position i). The SPEC allows any order and any
+// tie-breaking: this is one fixed choice of them.
 //
 // One cluster of C blocks (C = 1..8) per row; block r of the cluster owns the contiguous chunk
 // [r * chunk, (r + 1) * chunk) of the row, kept as uint32 keys in its shared memory (or re-read
@@ -10,14 +17,21 @@
 //      mantissa bits: 8 bins per binade); the histograms are summed into the leader block's
 //      (rank 0) through distributed shared memory, and every block finds the bin b* holding the
 //      2048th largest key;
-//   2. over the chunk: keys above b* are emitted (each block counts its own, takes one range of
-//      slots from a counter on the leader, and writes), keys in b* are compacted into a short
-//      candidate list;
-//   3. the low 20 bits of the candidates are resolved in two 10-bit passes (histograms summed on
-//      the leader again); candidates above the final threshold take slots from the same counter,
-//      ties take the last `rem` slots through a second counter. A pass stops early when the
-//      threshold bin is taken whole.
-// When b* holds more keys than the candidate list, step 3 filters the whole chunk instead.
+//   2. one pass over the chunk: a warp ballot per 32 positions makes the position bitmap of the
+//      keys above b*; keys in b* are compacted into a short candidate list (key, position);
+//   3. the low 20 bits of the candidates are resolved in two 10-bit passes (gathered in the
+//      leader, which broadcasts the threshold, or with histograms summed on the leader), giving
+//      the exact threshold T and the number `rem` of keys equal to T the row takes. A pass stops
+//      early when the threshold bin is taken whole (then no ties);
+//   4. candidates above T set their bits in the selection bitmap, those equal to T in a tie
+//      bitmap;
+//   5. position-ordered compaction without atomics: one block scan of the per-thread popcounts
+//      of both bitmaps (thread t owns a contiguous run of words), the blocks' totals exchanged
+//      through distributed shared memory, so each block knows how many ids the lower blocks write
+//      and how many ties they take (ties go to the lowest positions); each thread then writes the
+//      ids of its set bits, in position order, from its offset into a shared-memory stage, which
+//      the block copies out coalesced.
+// When b* holds more keys than the candidate list, steps 3 and 4 filter the whole chunk instead.
 // With one block per row (C = 1) the cluster barriers are block barriers and nothing is merged.
 #pragma once
 
@@ -35,6 +49,7 @@ inline constexpr int kLowBins = 1 << kLowBits;      // 1024
 inline constexpr int kCandCap = 2048;               // candidate list per block
 inline constexpr int kKeyUnroll = 4;                // loads in flight per thread
 inline constexpr int kTopkCheckpoints = 12;
+inline constexpr int32_t kMaxTopkChunk = 1 << 20;  // keys one block may own (tie counts fit in 20 bits)
 
 struct TopkArgs {
   const float* scores = nullptr;         // [rows, score_stride] (long rows only)
@@ -49,11 +64,10 @@ struct TopkArgs {
   int32_t variant = 0;                   // kTopkGather (default) or kTopkDistributed
 };
 
-// Top-k variants: kTopkGather classifies with per-bin slot cursors (one pass) and resolves the
-// threshold bin's keys in the leader alone once they are few (<= kCandCap for the whole row);
-// kTopkDistributed counts, scans and writes (two passes) and resolves the threshold bin with
-// histograms summed over the cluster. kTopkGather falls back to the distributed resolution
-// when the threshold bin holds more keys.
+// Top-k variants (both give the same output): kTopkGather resolves the threshold bin's keys in
+// the leader alone once they are few (<= kCandCap for the whole row); kTopkDistributed resolves
+// them with histograms summed over the cluster. kTopkGather falls back to the distributed
+// resolution when the threshold bin holds more keys.
 inline constexpr int32_t kTopkGather = 0;
 inline constexpr int32_t kTopkDistributed = 1;
 
@@ -61,17 +75,22 @@ inline constexpr int32_t kTopkDistributed = 1;
 struct TopkLayout {
   static constexpr int kLeaderTop = 0;                       // 4096: summed first-digit histogram (leader)
   static constexpr int kLeaderLow = kLeaderTop + kTopBins;   // 2 x 1024: summed low-digit histograms (leader)
-  static constexpr int kCtl = kLeaderLow + 2 * kLowBins;     // 8: [0] take, [1] tie, [2] gather counters (leader)
+  static constexpr int kCtl = kLeaderLow + 2 * kLowBins;     // 8: [2] gather counter (leader)
   static constexpr int kHist = kCtl + 8;                     // 4096: this block's histogram
   static constexpr int kState = kHist + kTopBins;            // 8
-  static constexpr int kScratch = kState + 8;                // 36: scan scratch
-  static constexpr int kCandKey = kScratch + 36;             // kCandCap
+  static constexpr int kScratch = kState + 8;                // 72: scan scratch (33 x uint64)
+  static constexpr int kXchg = kScratch + 72;                // 16: [r] selected-above, [8 + r] ties of block r
+  static constexpr int kBcast = kXchg + 16;                  // 8: threshold from the leader (gather)
+  static constexpr int kCandKey = kBcast + 8;                // kCandCap
   static constexpr int kCandPos = kCandKey + kCandCap;       // kCandCap
   static constexpr int kGatherKey = kCandPos + kCandCap;     // kCandCap: the row's candidates (leader)
-  static constexpr int kGatherId = kGatherKey + kCandCap;    // kCandCap: their token ids (leader)
-  static constexpr int kPages = kGatherId + kCandCap;        // page ids of the chunk
+  static constexpr int kPages = kGatherKey + kCandCap;       // page ids of the chunk
   __host__ __device__ static constexpr int pages_words(int chunk_cap) { return ((chunk_cap / 64) + 4) & ~3; }
-  __host__ __device__ static constexpr int keys(int chunk_cap) { return kPages + pages_words(chunk_cap); }
+  __host__ __device__ static constexpr int bits_words(int chunk_cap) { return ((chunk_cap / 32) + 3) & ~3; }
+  // Position bitmaps of the chunk: keys selected above the threshold, keys equal to it.
+  __host__ __device__ static constexpr int sel(int chunk_cap) { return kPages + pages_words(chunk_cap); }
+  __host__ __device__ static constexpr int tie(int chunk_cap) { return sel(chunk_cap) + bits_words(chunk_cap); }
+  __host__ __device__ static constexpr int keys(int chunk_cap) { return tie(chunk_cap) + bits_words(chunk_cap); }
 };
 
 __host__ __device__ inline int64_t topk_smem_bytes(bool smem_keys, int chunk_cap) {
@@ -153,12 +172,19 @@ __device__ __forceinline__ void find_threshold_bin(const uint32_t* hist, uint32_
   __syncthreads();
 }
 
-// The leader alone selects `rem` of the `count` keys (all in first-digit bin b*) gathered in
-// gkey / gid: two 10-bit passes over their low 20 bits, then the keys above the threshold take
-// slots from ctl[0] (after the ones the cluster already took), ties the last `rem` slots.
-__device__ __forceinline__ void resolve_gathered(const uint32_t* gkey, const int32_t* gid, int count, uint32_t bstar,
-                                                 int32_t rem, uint32_t* hist, uint32_t* state, uint32_t* scratch,
-                                                 uint32_t* ctl, int32_t* out_row) {
+// The exact threshold of the selection: the keys selected are those above `prefix` (at or above
+// it when `whole`) and, unless `whole`, the `rem` lowest-position keys equal to it.
+struct TopkThreshold {
+  uint32_t prefix;
+  bool whole;
+  int32_t rem;
+};
+
+// One block resolves the low 20 bits of the `count` keys of first-digit bin b* in gkey (all of
+// the row's keys in b*; any order): two 10-bit passes, stopping early when the threshold bin is
+// taken whole. `rem`: how many of them the row takes. Block-wide (contains barriers).
+__device__ __forceinline__ TopkThreshold resolve_gathered(const uint32_t* gkey, int count, uint32_t bstar, int32_t rem,
+                                                          uint32_t* hist, uint32_t* state, uint32_t* scratch) {
   const int tid = threadIdx.x;
   uint32_t prefix = bstar << 20, mask = 0xFFF00000u;
   bool whole = false;
@@ -178,39 +204,16 @@ __device__ __forceinline__ void resolve_gathered(const uint32_t* gkey, const int
     mask |= static_cast<uint32_t>(kLowBins - 1) << shift;
     rem -= static_cast<int32_t>(state[1]);
     whole = c == static_cast<uint32_t>(rem);
-    __syncthreads();
+    __syncthreads();  // hist and state are rewritten next
   }
-  auto takes = [&](uint32_t k) { return whole ? k >= prefix : k > prefix; };
-  auto ties = [&](uint32_t k) { return !whole && k == prefix; };
-  uint32_t my_take = 0, my_tie = 0;
-  for (int j = tid; j < count; j += kTopkThreads) {
-    my_take += takes(gkey[j]) ? 1u : 0u;
-    my_tie += ties(gkey[j]) ? 1u : 0u;
-  }
-  uint32_t total_take = 0, total_tie = 0;
-  uint32_t slot_take = block_exclusive_sum(my_take, scratch, total_take);
-  uint32_t slot_tie = block_exclusive_sum(my_tie, scratch, total_tie);
-  if (tid == 0) {
-    state[6] = atomicAdd(ctl + 0, total_take);
-    state[7] = atomicAdd(ctl + 1, total_tie);
-  }
-  __syncthreads();
-  slot_take += state[6];
-  slot_tie += state[7];
-  for (int j = tid; j < count; j += kTopkThreads) {
-    const uint32_t k = gkey[j];
-    if (takes(k)) out_row[slot_take++] = gid[j];
-    if (ties(k)) {
-      if (slot_tie < static_cast<uint32_t>(rem)) out_row[kTopK - rem + slot_tie] = gid[j];
-      ++slot_tie;
-    }
-  }
+  return TopkThreshold{prefix, whole, whole ? 0 : rem};
 }
 
 template <bool kSmemKeys>
 __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const TopkArgs args) {
   extern __shared__ __align__(16) uint32_t sm[];
   const int tid = threadIdx.x;
+  const int lane = tid & 31;
   const uint32_t csize = cluster_size(), rank = cluster_rank();
   const int64_t row = blockIdx.x / csize;
   long long* stamps = (args.debug != nullptr && tid == 0 && blockIdx.x < 4) ? args.debug + blockIdx.x * kTopkCheckpoints : nullptr;
@@ -225,7 +228,7 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
   int32_t* out_row = args.out + row * kTopK;
   const int32_t* bt_row = args.block_table + row * args.bt_stride;
 
-  if (len <= kTopK) {  // every token is selected; the cluster's blocks share the 2048 slots
+  if (len <= kTopK) {  // every token is selected, slot i = position i; the cluster's blocks share the 2048 slots
     for (int i = rank * kTopkThreads + tid; i < kTopK; i += csize * kTopkThreads)
       out_row[i] = i < len ? __ldg(bt_row + (i >> 6)) * kPageSize + (i & (kPageSize - 1)) : -1;
     return;  // uniform over the cluster: no block touches another's shared memory
@@ -238,21 +241,26 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
   uint32_t* cand_key = sm + TopkLayout::kCandKey;
   uint32_t* cand_pos = sm + TopkLayout::kCandPos;
   int32_t* pages = reinterpret_cast<int32_t*>(sm + TopkLayout::kPages);
+  uint32_t* sel_bits = sm + TopkLayout::sel(args.chunk_cap);
+  uint32_t* tie_bits = sm + TopkLayout::tie(args.chunk_cap);
   uint32_t* keys = sm + TopkLayout::keys(args.chunk_cap);
   // The leader's arrays (this block's own when C = 1).
   uint32_t* leader_top = clustered ? map_to_rank(sm + TopkLayout::kLeaderTop, 0) : hist;
   uint32_t* leader_low = clustered ? map_to_rank(sm + TopkLayout::kLeaderLow, 0) : hist;
   uint32_t* leader_ctl = clustered ? map_to_rank(sm + TopkLayout::kCtl, 0) : sm + TopkLayout::kCtl;
 
-  if (rank == 0)
-    for (int i = tid; i < TopkLayout::kHist; i += kTopkThreads) sm[i] = 0;  // leader arrays and counters
-  for (int i = tid; i < kTopBins; i += kTopkThreads) hist[i] = 0;
-  if (tid < 8) state[tid] = 0;
-
   // This block's chunk of the row, [begin, begin + n), and the page ids it spans.
   const int32_t chunk = static_cast<int32_t>(ceil_div64(ceil_div64(len, csize), 64) * 64);
   const int32_t begin = static_cast<int32_t>(rank) * chunk;
   const int32_t n = max(0, min(len, begin + chunk) - begin);
+  const int32_t words = (n + 31) >> 5;  // bitmap words of the chunk
+
+  if (rank == 0)
+    for (int i = tid; i < TopkLayout::kHist; i += kTopkThreads) sm[i] = 0;  // leader arrays and counters
+  for (int i = tid; i < kTopBins; i += kTopkThreads) hist[i] = 0;
+  for (int i = tid; i < words; i += kTopkThreads) tie_bits[i] = 0;
+  if (tid < 8) state[tid] = 0;
+
   const float* src = args.scores + row * args.score_stride + begin;
   for (int j = tid; j < (n + kPageSize - 1) / kPageSize; j += kTopkThreads) pages[j] = __ldg(bt_row + (begin >> 6) + j);
   __syncthreads();
@@ -311,178 +319,214 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
   const bool whole_top = row_cands == static_cast<uint32_t>(rem);
   stamp(4);
 
-  // 2. Emit the keys above b* (all of b* when it is taken whole) and compact the keys in b*.
+  // 2. One pass over the chunk: the bitmap of the keys above b* (all of b* when it is taken
+  // whole), and the keys in b* compacted into the candidate list (any order: only their
+  // multiset and positions matter). In a warp, lane l holds position 32 w + l: one ballot is
+  // bitmap word w, stored by lane 0 (the words past the chunk's end are never read).
   auto takes_top = [&](uint32_t key) {
     const uint32_t bin = key >> 20;
     return bin > bstar || (whole_top && bin == bstar);
   };
   auto cands_top = [&](uint32_t key) { return !whole_top && (key >> 20) == bstar; };
-  uint32_t local_cands = 0;
-  bool compact = true;
-  if (args.variant == kTopkGather) {
-    // Slots by per-bin cursors: bin b (taken) starts at this block's base + the keys of the
-    // taken bins above it; one pass, atomics spread over the bins.
-    local_cands = whole_top ? 0u : hist[bstar];
-    compact = local_cands <= static_cast<uint32_t>(kCandCap);
-    uint32_t h[4], mine = 0;
+  const uint32_t local_cands = whole_top ? 0u : hist[bstar];
+  const bool compact = local_cands <= static_cast<uint32_t>(kCandCap);
+  // Calls f(i, valid, key) for every position i of the chunk, all lanes of every warp
+  // together (for ballots); invalid past the chunk's end.
+  auto for_each_word = [&](auto&& f) {
+    for (int base = 0; base < n; base += kTopkThreads * kKeyUnroll) {
+      uint32_t k[kKeyUnroll];
 #pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const uint32_t b = 4 * tid + e;
-      const bool taken = b > bstar || (whole_top && b == bstar);
-      h[e] = taken ? hist[b] : 0u;
-      mine += h[e];
-    }
-    uint32_t local_take = 0;
-    const uint32_t excl = block_exclusive_sum(mine, scratch, local_take);
-    if (tid == 0) {
-      state[2] = local_take ? atomicAdd(leader_ctl + 0, local_take) : 0u;
-      state[5] = 0;
-    }
-    __syncthreads();
-    uint32_t higher = state[2] + (local_take - excl - mine);
-#pragma unroll
-    for (int e = 3; e >= 0; --e) {
-      hist[4 * tid + e] = higher;  // cursor of bin 4t + e (only taken bins are used)
-      higher += h[e];
-    }
-    __syncthreads();
-    for_each_key<kSmemKeys>(keys, src, n, [&](int i, uint32_t key) {
-      if (takes_top(key)) {
-        out_row[atomicAdd(hist + (key >> 20), 1u)] = pages[i >> 6] * kPageSize + (i & (kPageSize - 1));
-      } else if (compact && cands_top(key)) {
-        const uint32_t c = atomicAdd(state + 5, 1u);
-        cand_key[c] = key;
-        cand_pos[c] = static_cast<uint32_t>(i);
+      for (int u = 0; u < kKeyUnroll; ++u) {
+        const int i = base + u * kTopkThreads + tid;
+        if constexpr (kSmemKeys) {
+          k[u] = i < n ? keys[i] : 0u;
+        } else {
+          k[u] = i < n ? float_key(__ldg(src + i)) : 0u;
+        }
       }
-    });
+#pragma unroll
+      for (int u = 0; u < kKeyUnroll; ++u) {
+        const int i = base + u * kTopkThreads + tid;
+        f(i, i < n, k[u]);
+      }
+    }
+  };
+  for_each_word([&](int i, bool valid, uint32_t key) {
+    const uint32_t w = __ballot_sync(0xffffffffu, valid && takes_top(key));
+    if (lane == 0 && i < n) sel_bits[i >> 5] = w;
+    if (compact && valid && cands_top(key)) {
+      const uint32_t c = atomicAdd(state + 5, 1u);
+      cand_key[c] = key;
+      cand_pos[c] = static_cast<uint32_t>(i);
+    }
+  });
+  __syncthreads();
+  stamp(5);
+
+  // 3. The threshold within b*.
+  TopkThreshold th{bstar << 20, true, 0};
+  if (whole_top) {
+    // b* taken whole: nothing to resolve.
+  } else if (args.variant == kTopkGather && row_cands <= static_cast<uint32_t>(kCandCap)) {
+    // Few keys in b* for the whole row: the leader gathers them and resolves alone.
+    if (clustered) {
+      if (tid == 0) state[6] = local_cands ? atomicAdd(leader_ctl + 2, local_cands) : 0u;
+      __syncthreads();
+      const uint32_t gbase = state[6];
+      uint32_t* gkey = map_to_rank(sm + TopkLayout::kGatherKey, 0);
+      for (uint32_t j = tid; j < local_cands; j += kTopkThreads) gkey[gbase + j] = cand_key[j];
+      cluster_sync();  // the leader holds every candidate of the row
+      if (rank == 0) {
+        const TopkThreshold t = resolve_gathered(sm + TopkLayout::kGatherKey, static_cast<int>(row_cands), bstar, rem,
+                                                 hist, state, scratch);
+        if (tid < static_cast<int>(csize)) {
+          uint32_t* b = map_to_rank(sm + TopkLayout::kBcast, static_cast<uint32_t>(tid));
+          b[0] = t.prefix;
+          b[1] = t.whole ? 1u : 0u;
+          b[2] = static_cast<uint32_t>(t.rem);
+        }
+      }
+      cluster_sync();  // every block has the threshold
+      const uint32_t* b = sm + TopkLayout::kBcast;
+      th = TopkThreshold{b[0], b[1] != 0u, static_cast<int32_t>(b[2])};
+    } else {
+      th = resolve_gathered(cand_key, static_cast<int>(local_cands), bstar, rem, hist, state, scratch);
+    }
   } else {
-    // Count per thread, scan, one counter update per block, then write.
-    uint32_t my_take = 0, my_cand = 0;
-    for_each_key<kSmemKeys>(keys, src, n, [&](int, uint32_t key) {
-      my_take += takes_top(key) ? 1u : 0u;
-      my_cand += cands_top(key) ? 1u : 0u;
-    });
-    uint32_t local_take = 0;
-    uint32_t slot = block_exclusive_sum(my_take, scratch, local_take);
-    uint32_t cslot = block_exclusive_sum(my_cand, scratch, local_cands);
-    compact = local_cands <= static_cast<uint32_t>(kCandCap);
-    if (tid == 0) state[2] = local_take ? atomicAdd(leader_ctl + 0, local_take) : 0u;
-    __syncthreads();
-    slot += state[2];
-    if (my_take + (compact ? my_cand : 0u) != 0) {
-      for_each_key<kSmemKeys>(keys, src, n, [&](int i, uint32_t key) {
-        if (takes_top(key)) {
-          out_row[slot++] = pages[i >> 6] * kPageSize + (i & (kPageSize - 1));
-        } else if (compact && cands_top(key)) {
-          cand_key[cslot] = key;
-          cand_pos[cslot] = static_cast<uint32_t>(i);
-          ++cslot;
+    // The low 20 bits, histograms summed over the cluster: candidates in the list, or the
+    // chunk filtered by b*.
+    uint32_t prefix = bstar << 20, mask = 0xFFF00000u;
+    bool whole = false;
+    for (int pass = 0; pass < 2 && !whole; ++pass) {
+      const int shift = pass == 0 ? kLowBits : 0;
+      for (int b = tid; b < kLowBins; b += kTopkThreads) hist[b] = 0;
+      __syncthreads();
+      if (compact) {
+        for (int j = tid; j < static_cast<int>(local_cands); j += kTopkThreads) {
+          const uint32_t k = cand_key[j];
+          if ((k & mask) == prefix) atomicAdd(hist + ((k >> shift) & (kLowBins - 1)), 1u);
+        }
+      } else {
+        for_each_key<kSmemKeys>(keys, src, n, [&](int, uint32_t k) {
+          if ((k & mask) == prefix) atomicAdd(hist + ((k >> shift) & (kLowBins - 1)), 1u);
+        });
+      }
+      __syncthreads();
+      uint32_t* summed = hist;
+      if (clustered) {
+        summed = leader_low + pass * kLowBins;
+        for (int b = tid; b < kLowBins; b += kTopkThreads) {
+          const uint32_t v = hist[b];
+          if (v != 0) atomicAdd(summed + b, v);
+        }
+        cluster_sync();
+      }
+      find_threshold_bin(summed, kLowBins, static_cast<uint32_t>(rem), state, scratch);
+      const uint32_t b = state[0];
+      const uint32_t count = summed[b];
+      prefix |= b << shift;
+      mask |= static_cast<uint32_t>(kLowBins - 1) << shift;
+      rem -= static_cast<int32_t>(state[1]);
+      whole = count == static_cast<uint32_t>(rem);
+      __syncthreads();  // hist and state are rewritten next
+    }
+    th = TopkThreshold{prefix, whole, whole ? 0 : rem};
+  }
+  stamp(6);
+
+  // 4. The keys of b* into the bitmaps: above the threshold into sel_bits, ties into tie_bits.
+  if (!whole_top) {
+    auto takes = [&](uint32_t k) { return th.whole ? k >= th.prefix : k > th.prefix; };
+    auto ties = [&](uint32_t k) { return !th.whole && k == th.prefix; };
+    if (compact) {
+      for (int j = tid; j < static_cast<int>(local_cands); j += kTopkThreads) {
+        const uint32_t k = cand_key[j], i = cand_pos[j];
+        if (takes(k)) atomicOr(sel_bits + (i >> 5), 1u << (i & 31));
+        if (ties(k)) atomicOr(tie_bits + (i >> 5), 1u << (i & 31));
+      }
+    } else {
+      for_each_word([&](int i, bool valid, uint32_t key) {
+        const bool in = valid && (key >> 20) == bstar;
+        const uint32_t wt = __ballot_sync(0xffffffffu, in && takes(key));
+        const uint32_t we = __ballot_sync(0xffffffffu, in && ties(key));
+        if (lane == 0 && i < n) {
+          if (wt) sel_bits[i >> 5] |= wt;
+          tie_bits[i >> 5] = we;
         }
       });
     }
   }
   __syncthreads();
-  stamp(5);
 
-  // 3a. Few keys in b* for the whole row: gather them in the leader, which finishes alone.
-  if (args.variant == kTopkGather && !whole_top && row_cands <= static_cast<uint32_t>(kCandCap)) {
-    if (tid == 0) state[6] = local_cands ? atomicAdd(leader_ctl + 2, local_cands) : 0u;
-    __syncthreads();
-    const uint32_t gbase = state[6];
-    uint32_t* gkey = clustered ? map_to_rank(sm + TopkLayout::kGatherKey, 0) : sm + TopkLayout::kGatherKey;
-    int32_t* gid = reinterpret_cast<int32_t*>(clustered ? map_to_rank(sm + TopkLayout::kGatherId, 0)
-                                                        : sm + TopkLayout::kGatherId);
-    for (uint32_t j = tid; j < local_cands; j += kTopkThreads) {
-      const uint32_t i = cand_pos[j];
-      gkey[gbase + j] = cand_key[j];
-      gid[gbase + j] = pages[i >> 6] * kPageSize + static_cast<int32_t>(i & (kPageSize - 1));
-    }
-    if (clustered) {
-      cluster_sync();                 // the leader holds every candidate of the row
-      if (rank != 0) return;          // nobody touches another block's memory from here on
-    } else {
-      __syncthreads();
-    }
-    stamp(6);
-    resolve_gathered(sm + TopkLayout::kGatherKey, reinterpret_cast<const int32_t*>(sm + TopkLayout::kGatherId),
-                     static_cast<int>(row_cands), bstar, rem, hist, state, scratch, sm + TopkLayout::kCtl, out_row);
-    stamp(7);
-    return;
+  // 5. Position-ordered emission. Thread t owns bitmap words [t * wpt, (t + 1) * wpt). Block
+  // totals of the selected-above and tie keys go to every block of the cluster; block r takes
+  // the ties left after the lower blocks' (lowest positions first) and writes from the number
+  // of ids the lower blocks write.
+  const int wpt = (words + kTopkThreads - 1) / kTopkThreads;
+  const int w0 = min(tid * wpt, words), w1 = min(w0 + wpt, words);
+  uint32_t my_gt = 0, my_eq = 0;
+  for (int w = w0; w < w1; ++w) {
+    my_gt += __popc(sel_bits[w]);
+    my_eq += __popc(tie_bits[w]);
   }
-
-  // 3. The low 20 bits of the keys in b*: candidates in the list, or the chunk filtered by b*.
-  uint32_t prefix = bstar << 20, mask = 0xFFF00000u;
-  bool whole = whole_top;  // the last bin is taken whole: select key >= prefix, no ties
-  auto for_each_cand = [&](auto&& f) {
-    if (compact) {
-      for (int j = tid; j < static_cast<int>(local_cands); j += kTopkThreads) f(static_cast<int>(cand_pos[j]), cand_key[j]);
-    } else {
-      for_each_key<kSmemKeys>(keys, src, n, [&](int i, uint32_t k) {
-        if ((k >> 20) == bstar) f(i, k);
-      });
+  // One scan of both counts: above-threshold keys (<= 2048) in bits [31:20], ties (< 2^20: the
+  // launcher keeps chunks below kMaxTopkChunk) in bits [19:0].
+  uint32_t tot = 0;
+  const uint32_t excl = block_exclusive_sum<uint32_t>((my_gt << 20) | my_eq, scratch, tot);
+  const int64_t gt_excl = excl >> 20, eq_excl = excl & 0xFFFFFu;
+  const int64_t blk_gt = tot >> 20, blk_eq = tot & 0xFFFFFu;
+  auto clamp0 = [](int64_t v, int64_t hi) { return v < 0 ? int64_t{0} : (v > hi ? hi : v); };  // [0, hi]
+  int64_t sel_before = 0, ties_before = 0;  // in the lower blocks of the cluster
+  if (clustered) {
+    if (tid < static_cast<int>(csize)) {
+      uint32_t* x = map_to_rank(sm + TopkLayout::kXchg, static_cast<uint32_t>(tid));
+      x[rank] = static_cast<uint32_t>(blk_gt);
+      x[8 + rank] = static_cast<uint32_t>(blk_eq);
     }
-  };
-  for (int pass = 0; pass < 2 && !whole; ++pass) {
-    const int shift = pass == 0 ? kLowBits : 0;
-    for (int b = tid; b < kLowBins; b += kTopkThreads) hist[b] = 0;
-    __syncthreads();
-    for_each_cand([&](int, uint32_t k) {
-      if ((k & mask) == prefix) atomicAdd(hist + ((k >> shift) & (kLowBins - 1)), 1u);
-    });
-    __syncthreads();
-    uint32_t* summed = hist;
-    if (clustered) {
-      summed = leader_low + pass * kLowBins;
-      for (int b = tid; b < kLowBins; b += kTopkThreads) {
-        const uint32_t v = hist[b];
-        if (v != 0) atomicAdd(summed + b, v);
-      }
-      cluster_sync();
-    }
-    find_threshold_bin(summed, kLowBins, static_cast<uint32_t>(rem), state, scratch);
-    const uint32_t b = state[0];
-    const uint32_t count = summed[b];
-    prefix |= b << shift;
-    mask |= static_cast<uint32_t>(kLowBins - 1) << shift;
-    rem -= static_cast<int32_t>(state[1]);
-    whole = count == static_cast<uint32_t>(rem);
-    __syncthreads();  // hist and state are rewritten next
-  }
-  stamp(6);
-
-  // Emit the candidates: above the threshold from the take counter, ties into the last `rem`
-  // slots. Nothing left when b* was taken whole.
-  if (!whole_top) {
-    auto takes = [&](uint32_t k) { return whole ? k >= prefix : k > prefix; };
-    auto ties = [&](uint32_t k) { return !whole && k == prefix; };
-    uint32_t my_take = 0, my_tie = 0;
-    for_each_cand([&](int, uint32_t k) {
-      my_take += takes(k) ? 1u : 0u;
-      my_tie += ties(k) ? 1u : 0u;
-    });
-    uint32_t total_take = 0, total_tie = 0;
-    uint32_t slot_take = block_exclusive_sum(my_take, scratch, total_take);
-    uint32_t slot_tie = block_exclusive_sum(my_tie, scratch, total_tie);
-    if (tid == 0) {
-      state[6] = total_take ? atomicAdd(leader_ctl + 0, total_take) : 0u;
-      state[7] = total_tie ? atomicAdd(leader_ctl + 1, total_tie) : 0u;
-    }
-    __syncthreads();
-    slot_take += state[6];
-    slot_tie += state[7];
-    if (my_take + my_tie != 0) {
-      for_each_cand([&](int i, uint32_t k) {
-        const int32_t id = pages[i >> 6] * kPageSize + (i & (kPageSize - 1));
-        if (takes(k)) out_row[slot_take++] = id;
-        if (ties(k)) {
-          if (slot_tie < static_cast<uint32_t>(rem)) out_row[kTopK - rem + slot_tie] = id;
-          ++slot_tie;
-        }
-      });
+    cluster_sync();  // from here on no block touches another's shared memory
+    const uint32_t* x = sm + TopkLayout::kXchg;
+    for (uint32_t r = 0; r < rank; ++r) {
+      const int64_t e = x[8 + r];
+      sel_before += static_cast<int64_t>(x[r]) + clamp0(th.rem - ties_before, e);
+      ties_before += e;
     }
   }
   stamp(7);
-  if (clustered) cluster_sync();  // the leader's shared memory stays alive until all are done with it
+  const int64_t ties_left = th.rem - ties_before > 0 ? th.rem - ties_before : 0;  // for this block
+  // The block's ids are staged in shared memory (the candidate keys are no longer needed), then
+  // written out coalesced: [sel_before, sel_before + blk_sel) of the row.
+  int32_t* stage = reinterpret_cast<int32_t*>(cand_key);
+  int64_t slot = gt_excl + (ties_left < eq_excl ? ties_left : eq_excl);
+  int64_t take = clamp0(ties_left - eq_excl, static_cast<int64_t>(my_eq));  // ties of this thread
+  for (int w = w0; w < w1; ++w) {
+    uint32_t bits = sel_bits[w];
+    uint32_t t = tie_bits[w];
+    if (t != 0 && take > 0) {
+      const int c = __popc(t);
+      if (c > take) {
+        uint32_t keep = 0;
+        for (int64_t j = 0; j < take; ++j) {
+          const uint32_t low = t & (0u - t);
+          keep |= low;
+          t ^= low;
+        }
+        t = keep;
+        take = 0;
+      } else {
+        take -= c;
+      }
+      bits |= t;
+    }
+    while (bits != 0) {
+      const int b = __ffs(bits) - 1;
+      const int i = (w << 5) + b;
+      stage[slot++] = pages[i >> 6] * kPageSize + (i & (kPageSize - 1));
+      bits &= bits - 1;
+    }
+  }
+  __syncthreads();
+  const int blk_sel = static_cast<int>(blk_gt + clamp0(ties_left, blk_eq));
+  for (int j = tid; j < blk_sel; j += kTopkThreads) out_row[sel_before + j] = stage[j];
   stamp(8);
 }
 

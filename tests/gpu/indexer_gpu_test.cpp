@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <numeric>
 #include <random>
@@ -582,6 +583,309 @@ TEST(GpuIndexer, ScoresThenTopkAsSeparateCallsMatchOneCall) {
     std::sort(y.begin(), y.end());
     EXPECT_EQ(x, y) << "row " << row;
   }
+}
+
+// ---- Determinism: a row's output depends on that row alone -----------------------------------
+// One query row: its q, weights, seq_len and page ids in a cache shared by every call.
+struct RowSrc {
+  std::string name;
+  int32_t len = 0;
+  std::vector<uint8_t> q;        // 64 x 128 e4m3
+  std::vector<float> w;          // 64
+  std::vector<int32_t> pages;    // pages_for(len) page ids of the shared cache
+};
+
+// Appends case c's cache to `cache` and its rows (named prefix + index) to `rows`.
+void absorb_case(const IndexerCase& c, const std::string& prefix, std::vector<uint8_t>& cache, std::vector<RowSrc>& rows) {
+  const int32_t base = static_cast<int32_t>(cache.size() / kIndexPageBytes);
+  cache.insert(cache.end(), c.index_k.begin(), c.index_k.end());
+  for (int64_t r = 0; r < c.rows(); ++r) {
+    RowSrc row;
+    row.name = prefix + std::to_string(c.seq_lens[static_cast<size_t>(r)]);
+    row.len = c.seq_lens[static_cast<size_t>(r)];
+    row.q.assign(c.q_index.begin() + r * kIndexHeads * kIndexHeadDim, c.q_index.begin() + (r + 1) * kIndexHeads * kIndexHeadDim);
+    row.w.assign(c.weights.begin() + r * kIndexHeads, c.weights.begin() + (r + 1) * kIndexHeads);
+    for (int64_t i = 0; i < dsa::pages_for(row.len); ++i) row.pages.push_back(base + c.block_table[static_cast<size_t>(r * c.max_num_pages + i)]);
+    rows.push_back(std::move(row));
+  }
+}
+
+struct CallResult {
+  std::vector<int32_t> topk;    // rows x 2048
+  std::vector<float> scores;    // rows x stride (when asked for)
+  int64_t stride = 0;
+};
+
+// One indexer call over `rows` (block tables padded with garbage), outputs and workspace poisoned.
+CallResult run_rows(const DeviceBuffer<uint8_t>& cache, int64_t num_pages, const std::vector<const RowSrc*>& rows,
+                    const IndexerRunOptions& opt, bool want_scores, cudaStream_t stream) {
+  const size_t n = rows.size();
+  int32_t max_len = 0;
+  int64_t max_pages = 1;
+  for (const RowSrc* r : rows) {
+    max_len = std::max(max_len, r->len);
+    max_pages = std::max<int64_t>(max_pages, static_cast<int64_t>(r->pages.size()) + 3);
+  }
+  std::vector<uint8_t> q(n * kIndexHeads * kIndexHeadDim);
+  std::vector<float> w(n * kIndexHeads);
+  std::vector<int32_t> lens(n), bt(n * static_cast<size_t>(max_pages));
+  const int32_t garbage[] = {-1, static_cast<int32_t>(num_pages), 1 << 30, -77};
+  for (size_t i = 0; i < n; ++i) {
+    std::copy(rows[i]->q.begin(), rows[i]->q.end(), q.begin() + i * kIndexHeads * kIndexHeadDim);
+    std::copy(rows[i]->w.begin(), rows[i]->w.end(), w.begin() + i * kIndexHeads);
+    lens[i] = rows[i]->len;
+    for (int64_t k = 0; k < max_pages; ++k)
+      bt[i * max_pages + k] = k < static_cast<int64_t>(rows[i]->pages.size()) ? rows[i]->pages[static_cast<size_t>(k)]
+                                                                             : garbage[(i + k) % 4];
+  }
+  DeviceBuffer<uint8_t> dq(q);
+  DeviceBuffer<float> dw(w);
+  DeviceBuffer<int32_t> dlens(lens), dbt(bt), dout(n * kTopK);
+  DeviceBuffer<uint8_t> ws(std::max<size_t>(dsa::cuda::indexer_workspace_bytes(static_cast<int64_t>(n), max_len), 1));
+  IndexerParams p;
+  p.index_k = cache.ptr;
+  p.num_pages = num_pages;
+  p.q_index = dq.ptr;
+  p.weights = dw.ptr;
+  p.seq_lens = dlens.ptr;
+  p.block_table = dbt.ptr;
+  p.max_num_pages = max_pages;
+  p.rows = static_cast<int64_t>(n);
+  p.max_seq_len = max_len;
+  p.topk_indices = dout.ptr;
+  DSA_CHECK_CUDA(cudaMemsetAsync(dout.ptr, 0x7F, dout.count * sizeof(int32_t), stream));
+  DSA_CHECK_CUDA(cudaMemsetAsync(ws.ptr, 0xFF, ws.count, stream));
+  dsa::cuda::indexer_run(p, ws.ptr, ws.count, stream, opt);
+  DSA_CHECK_CUDA(cudaStreamSynchronize(stream));
+  DSA_CHECK_CUDA(cudaGetLastError());
+  CallResult res;
+  res.topk = dout.download();
+  res.stride = (static_cast<int64_t>(max_len) + 63) / 64 * 64;
+  if (want_scores && max_len > kTopK) {
+    auto bytes = ws.download();
+    res.scores.resize(bytes.size() / sizeof(float));
+    std::memcpy(res.scores.data(), bytes.data(), res.scores.size() * sizeof(float));
+  }
+  return res;
+}
+
+// The canonical form: the ids of min(2048, len) distinct positions in strictly ascending
+// position order, then -1. With scores: the selected set is the 2048 largest with ties at the
+// threshold taken at the lowest positions. Returns "" or the first problem.
+std::string check_canonical(const RowSrc& row, const int32_t* got, const float* scores) {
+  std::map<int32_t, int32_t> page_index;
+  for (size_t i = 0; i < row.pages.size(); ++i) page_index[row.pages[i]] = static_cast<int32_t>(i);
+  const int32_t want = std::min<int32_t>(row.len, kTopK);
+  std::vector<int32_t> pos(static_cast<size_t>(want));
+  for (int32_t j = 0; j < kTopK; ++j) {
+    const int32_t id = got[j];
+    if (j >= want) {
+      if (id != -1) return dsa::concat("slot ", j, " = ", id, ", expected -1");
+      continue;
+    }
+    const auto it = page_index.find(id >= 0 ? id / kPageSize : -1);
+    const int32_t s = it == page_index.end() ? -1 : it->second * kPageSize + id % kPageSize;
+    if (s < 0 || s >= row.len) return dsa::concat("slot ", j, " = ", id, " is not a position of the row");
+    if (j > 0 && s <= pos[static_cast<size_t>(j - 1)])
+      return dsa::concat("slot ", j, ": position ", s, " after position ", pos[static_cast<size_t>(j - 1)]);
+    pos[static_cast<size_t>(j)] = s;
+  }
+  if (scores == nullptr || row.len <= kTopK) return "";
+  // Selected keys compared as the kernel compares them (the monotone uint32 image of the float).
+  auto key = [](float f) {
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+  };
+  std::vector<char> selected(static_cast<size_t>(row.len), 0);
+  uint32_t thr = 0xFFFFFFFFu;
+  for (const int32_t s : pos) {
+    selected[static_cast<size_t>(s)] = 1;
+    thr = std::min(thr, key(scores[s]));
+  }
+  int32_t last_tie_taken = -1;
+  for (const int32_t s : pos)
+    if (key(scores[s]) == thr) last_tie_taken = std::max(last_tie_taken, s);
+  for (int32_t s = 0; s < row.len; ++s) {
+    if (selected[static_cast<size_t>(s)]) continue;
+    const uint32_t k = key(scores[s]);
+    if (k > thr) return dsa::concat("position ", s, " (score ", scores[s], ") above the threshold is not selected");
+    if (k == thr && s < last_tie_taken)
+      return dsa::concat("tie at position ", s, " left out while position ", last_tie_taken, " is taken");
+  }
+  return "";
+}
+
+TEST(GpuIndexer, RowOutputIsTheSameInEveryCall) {
+  REQUIRE_GPU();
+  // Target rows: normal scores at the edge lengths, all scores 0 (every dot product negative),
+  // and scores from a pool of 3 tokens (thousands of exact ties at the 2048th score). Filler
+  // rows: random lengths, with a 130K row in the 64-row batch and a 300K row in the 300-row
+  // batch (other cluster sizes, the 300K one with keys in global memory).
+  std::vector<uint8_t> cache;
+  std::vector<RowSrc> rows;
+  const uint32_t seed = seed_for("determinism");
+  absorb_case(make_case({0, 1, 2047, 2048, 2049, 10000, 100000}, CaseOptions{}, seed), "normal-", cache, rows);
+  CaseOptions neg;
+  neg.all_negative = true;
+  absorb_case(make_case({2049, 10000, 100000}, neg, seed + 1), "all-zero-", cache, rows);
+  CaseOptions pool;
+  pool.token_pool = 3;
+  absorb_case(make_case({2049, 10000, 100000}, pool, seed + 2), "ties-", cache, rows);
+  const size_t targets = rows.size();
+  std::vector<int32_t> filler_lens = random_lens(300, 0, 40000, seed + 3);
+  filler_lens[7] = 130000;
+  filler_lens[100] = 300000;
+  absorb_case(make_case(filler_lens, CaseOptions{}, seed + 4), "filler-", cache, rows);
+  const int64_t num_pages = static_cast<int64_t>(cache.size() / kIndexPageBytes);
+  DeviceBuffer<uint8_t> dcache(cache);
+  std::mt19937 rng(seed + 5);
+
+  // Compositions: (name, rows, where each target sits in the call (-1: absent)).
+  struct Call {
+    std::string name;
+    std::vector<const RowSrc*> rows;
+    std::vector<int> at;
+    IndexerRunOptions opt;
+  };
+  auto fillers = [&](size_t count, bool with_long) {
+    std::vector<const RowSrc*> f;
+    for (size_t i = targets; i < rows.size() && f.size() < count; ++i) {
+      const int32_t n = rows[i].len;
+      if (!with_long && n > 40000) continue;
+      f.push_back(&rows[i]);
+    }
+    std::shuffle(f.begin(), f.end(), rng);
+    return f;
+  };
+  std::vector<Call> calls;
+  auto add_call = [&](const std::string& name, std::vector<const RowSrc*> call_rows, const std::vector<size_t>& which,
+                      std::vector<size_t> where) {
+    Call c;
+    c.name = name;
+    c.at.assign(targets, -1);
+    for (size_t k = 0; k < which.size(); ++k) {
+      const size_t at = std::min(where[k], call_rows.size());
+      call_rows.insert(call_rows.begin() + static_cast<std::ptrdiff_t>(at), &rows[which[k]]);
+      for (auto& a : c.at)
+        if (a >= static_cast<int>(at)) ++a;
+      c.at[which[k]] = static_cast<int>(at);
+    }
+    c.rows = std::move(call_rows);
+    calls.push_back(std::move(c));
+  };
+  for (size_t t = 0; t < targets; ++t) add_call(rows[t].name + " alone", {}, {t}, {0});  // calls[0..targets)
+  {
+    std::vector<size_t> all(targets), where(targets);
+    std::iota(all.begin(), all.end(), 0);
+    std::iota(where.begin(), where.end(), 0);
+    add_call("all targets", {}, all, where);
+  }
+  for (size_t t = 0; t < targets; ++t)
+    add_call(dsa::concat(rows[t].name, " in 3 rows at ", t % 3), fillers(2, false), {t}, {t % 3});
+  for (int rep = 0; rep < 2; ++rep) {
+    std::vector<size_t> all(targets), where(targets);
+    std::iota(all.begin(), all.end(), 0);
+    for (auto& w : where) w = rng() % 51;
+    add_call(dsa::concat("64 rows #", rep), fillers(64 - targets, rep == 1), all, where);
+  }
+  {
+    std::vector<size_t> all(targets), where(targets);
+    std::iota(all.begin(), all.end(), 0);
+    for (auto& w : where) w = rng() % 288;
+    add_call("300 rows", fillers(300 - targets, true), all, where);
+  }
+  // The same composition with the other top-k variant and every top-k cluster size.
+  const size_t plain_calls = calls.size();
+  for (const size_t base : {size_t{targets}, plain_calls - 1}) {
+    Call c = calls[base];
+    c.name = calls[base].name + " distributed-topk";
+    c.opt.topk_variant = 1;
+    calls.push_back(c);
+    for (const int cl : {1, 2, 4, 8}) {
+      Call d = calls[base];
+      d.name = dsa::concat(calls[base].name, " topk-cluster=", cl);
+      d.opt.topk_cluster = cl;
+      calls.push_back(d);
+    }
+  }
+
+  cudaStream_t stream;
+  DSA_CHECK_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  std::vector<std::pair<IndexerScoresPath, int>> paths;  // (path, scores_groups)
+  for (const auto path : paths_to_check()) {
+    paths.push_back({path, 0});
+    if (path == IndexerScoresPath::kWgmmaF16) paths.push_back({path, 2});
+  }
+  for (const auto& [path, groups] : paths) {
+    const std::string pname = std::string(dsa::cuda::indexer_path_name(path)) + (groups == 2 ? "(2 groups)" : "");
+    SCOPED_TRACE(pname);
+    std::vector<std::vector<int32_t>> first(targets);  // each target's output in its first call
+    int mismatches = 0;
+    for (size_t k = 0; k < calls.size(); ++k) {
+      IndexerRunOptions opt = calls[k].opt;
+      opt.path = path;
+      opt.scores_groups = groups;
+      const bool alone = k < targets;
+      const CallResult res = run_rows(dcache, num_pages, calls[k].rows, opt, alone, stream);
+      for (size_t t = 0; t < targets; ++t) {
+        const int at = calls[k].at[t];
+        if (at < 0) continue;
+        const int32_t* got = res.topk.data() + static_cast<int64_t>(at) * kTopK;
+        if (alone) {
+          const std::string m =
+              check_canonical(rows[t], got, res.scores.empty() ? nullptr : res.scores.data() + static_cast<int64_t>(at) * res.stride);
+          EXPECT_TRUE(m.empty()) << rows[t].name << " alone: " << m;
+          first[t].assign(got, got + kTopK);
+          continue;
+        }
+        const auto d = std::mismatch(first[t].begin(), first[t].end(), got);
+        if (d.first != first[t].end()) {
+          if (++mismatches <= 10)
+            ADD_FAILURE() << rows[t].name << ": " << calls[k].name << " (row " << at << " of " << calls[k].rows.size()
+                          << ") differs from the row alone at slot " << (d.first - first[t].begin()) << ": " << *d.second
+                          << " vs " << *d.first;
+        }
+      }
+    }
+    std::printf("    %s: %zu target rows in %zu calls, %d mismatching outputs\n", pname.c_str(), targets, calls.size(),
+                mismatches);
+  }
+  DSA_CHECK_CUDA(cudaStreamDestroy(stream));
+}
+
+TEST(GpuIndexer, TopkClusterSizesAndVariantsAgree) {
+  REQUIRE_GPU();
+  // Small (for compute-sanitizer): the default scores path, both top-k variants and every
+  // cluster size give the same canonical rows; normal scores and a pool of 2 tokens (ties).
+  std::vector<uint8_t> cache;
+  std::vector<RowSrc> rows;
+  const uint32_t seed = seed_for("clusters");
+  absorb_case(make_case({9000, 2100, 0, 5000, 1500}, CaseOptions{}, seed), "normal-", cache, rows);
+  CaseOptions pool;
+  pool.token_pool = 2;
+  absorb_case(make_case({7000, 2049, 4100}, pool, seed + 1), "ties-", cache, rows);
+  const int64_t num_pages = static_cast<int64_t>(cache.size() / kIndexPageBytes);
+  DeviceBuffer<uint8_t> dcache(cache);
+  std::vector<const RowSrc*> call;
+  for (const auto& r : rows) call.push_back(&r);
+  cudaStream_t stream;
+  DSA_CHECK_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  const CallResult base = run_rows(dcache, num_pages, call, IndexerRunOptions{}, true, stream);
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const std::string m = check_canonical(rows[r], base.topk.data() + r * kTopK,
+                                          base.scores.empty() ? nullptr : base.scores.data() + static_cast<int64_t>(r) * base.stride);
+    EXPECT_TRUE(m.empty()) << rows[r].name << ": " << m;
+  }
+  for (const int variant : {0, 1})
+    for (const int cl : {1, 2, 4, 8}) {
+      IndexerRunOptions opt;
+      opt.topk_variant = variant;
+      opt.topk_cluster = cl;
+      const CallResult res = run_rows(dcache, num_pages, call, opt, false, stream);
+      EXPECT_TRUE(res.topk == base.topk) << "variant " << variant << " cluster " << cl << " differs";
+    }
+  DSA_CHECK_CUDA(cudaStreamDestroy(stream));
 }
 
 TEST(GpuIndexer, RejectsASmallWorkspace) {
