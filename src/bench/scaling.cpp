@@ -234,7 +234,8 @@ int scaling_main(int argc, char** argv) {
   if (world.is_root()) {
     std::printf("# dsa-bench scaling: stage %s, %d rank(s), rank 0 on %s, gather %s\n", io::stage_name(stage),
                 world.size(), backend->device().c_str(), world.size() > 1 ? step.transport().c_str() : "none");
-    std::printf("# workload %s; time: barrier -> batch gathered on rank 0, median of %d\n", workload.c_str(), reps);
+    std::printf("# workload %s; time: barrier -> batch gathered on rank 0, median of %d rounds over the cases\n",
+                workload.c_str(), reps);
     std::printf("# a batch is spread only in slices of >= %lld rows (smaller calls compute differently)\n",
                 static_cast<long long>(model.min_slice_rows));
     std::printf("%8s %8s %6s %12s %12s %9s %10s\n", "rows", "ranks", "k", "median_ms", "predicted_ms", "speedup",
@@ -244,39 +245,58 @@ int scaling_main(int argc, char** argv) {
   std::vector<std::string> csv = {"rows,policy,ranks,median_ms,min_ms,predicted_ms,speedup_vs_1,identical"};
   bool all_identical = true;
   int auto_misses = 0;
+  const int me = world.rank();
   for (int64_t b : sizes) {
     const std::vector<double> work(l.work.begin(), l.work.begin() + b);
-    double one_rank = 0, best_fixed = 0;
-    uint64_t reference = 0;
+    // The cases of this size: fixed counts 1..fixed_max that give valid slices, then auto.
+    struct Case {
+      plan::BatchPlan plan;
+      bool is_auto;
+      io::QueryRows mine;  // this rank's rows, copied before any timing
+      std::vector<double> runs;
+    };
+    std::vector<Case> cases_b;
     for (int k = 1; k <= fixed_max + 1; ++k) {
       const bool is_auto = k == fixed_max + 1;
       if (!is_auto && k > b) continue;
-      const plan::BatchPlan p = plan::plan_batch(0, 0, work, world.size(), is_auto ? 0 : k, model);
+      plan::BatchPlan p = plan::plan_batch(0, 0, work, world.size(), is_auto ? 0 : k, model);
       if (!is_auto && p.ranks != k) continue;  // slices of < min_slice_rows rows: not a valid split
-      const int me = world.rank();
-      const io::QueryRows mine = io::slice_rows(pool, p.begin(me), p.end(me) - p.begin(me));
-      std::vector<double> runs;
-      for (int i = 0; i <= reps; ++i) {
+      io::QueryRows mine = io::slice_rows(pool, p.begin(me), p.end(me) - p.begin(me));
+      cases_b.push_back({std::move(p), is_auto, std::move(mine), {}});
+    }
+    // Rounds over the cases (a warm-up round first), so that whatever drifts during the sweep
+    // (host memory, clocks) drifts for every case alike.
+    for (int i = 0; i <= reps; ++i) {
+      for (Case& c : cases_b) {
         report::TimeSplit split;
         world.barrier();
         const double t0 = report::now_seconds();
-        step.compute_and_gather(p, mine, sm_scale, split);
-        if (i > 0) runs.push_back(report::now_seconds() - t0);
+        step.compute_and_gather(c.plan, c.mine, sm_scale, split);
+        if (i > 0) c.runs.push_back(report::now_seconds() - t0);
       }
+    }
+    double one_rank = 0, best_fixed = 0;
+    uint64_t reference = 0;
+    for (Case& c : cases_b) {
+      // One more run of each case for its results, checked against one rank's.
+      report::TimeSplit split;
+      step.compute_and_gather(c.plan, c.mine, sm_scale, split);
       if (!world.is_root()) continue;
+      const plan::BatchPlan& p = c.plan;
       report::TimeSplit ignored;
       const uint64_t h = hash_results(step.fetch(p, 0, ignored), b);
-      if (k == 1) reference = h;
+      if (p.ranks == 1 && !c.is_auto) reference = h;
       const bool identical = h == reference;
       all_identical = all_identical && identical;
+      std::vector<double>& runs = c.runs;
       std::sort(runs.begin(), runs.end());
       const double med = runs[runs.size() / 2];
-      if (k == 1) one_rank = med;
-      if (!is_auto && (best_fixed == 0 || med < best_fixed)) best_fixed = med;
-      const std::string policy = is_auto ? "auto" : "fixed";
+      if (p.ranks == 1 && !c.is_auto) one_rank = med;
+      if (!c.is_auto && (best_fixed == 0 || med < best_fixed)) best_fixed = med;
+      const std::string policy = c.is_auto ? "auto" : "fixed";
       std::printf("%8lld %8s %6d %12.4f %12.4f %8.2fx %10s\n", static_cast<long long>(b), policy.c_str(), p.ranks,
                   med * 1e3, p.predicted_seconds * 1e3, one_rank / med, identical ? "yes" : "NO");
-      if (is_auto) {
+      if (c.is_auto) {
         const bool within = med <= best_fixed * 1.05 && med <= one_rank * 1.05;
         if (!within) ++auto_misses;
         std::printf("%8s auto: %d rank(s), %.1f%% of the best fixed count's time%s\n", "", p.ranks,
