@@ -508,6 +508,45 @@ QueryRows WorkloadFile::read_rows(int64_t first, int64_t count) const {
   return out;
 }
 
+RowsView view(const QueryRows& rows) {
+  auto ptr = [](const auto& v) { return v.empty() ? nullptr : v.data(); };
+  RowsView out;
+  out.first = rows.first;
+  out.count = rows.count;
+  out.max_num_pages = rows.max_num_pages;
+  out.seq_lens = ptr(rows.seq_lens);
+  out.block_table = ptr(rows.block_table);
+  out.q_index = ptr(rows.q_index);
+  out.weights = ptr(rows.weights);
+  out.q_nope = ptr(rows.q_nope);
+  out.q_pe = ptr(rows.q_pe);
+  out.sparse_indices = ptr(rows.sparse_indices);
+  return out;
+}
+
+RowsView copy_rows_into(const QueryRows& rows, const RowBuffers& dst) {
+  DSA_REQUIRE(rows.count <= dst.capacity && (rows.block_table.empty() || rows.max_num_pages == dst.max_num_pages),
+              "copy_rows_into: ", rows.count, " rows into buffers for ", dst.capacity);
+  RowsView out;
+  out.first = rows.first;
+  out.count = rows.count;
+  out.max_num_pages = rows.max_num_pages;
+  auto copy = [](const auto& from, auto* to, auto& field) {
+    if (from.empty()) return;
+    DSA_REQUIRE(to != nullptr, "copy_rows_into: no buffer for a dataset the rows have");
+    std::memcpy(to, from.data(), from.size() * sizeof(from[0]));
+    field = to;
+  };
+  copy(rows.seq_lens, dst.seq_lens, out.seq_lens);
+  copy(rows.block_table, dst.block_table, out.block_table);
+  copy(rows.q_index, dst.q_index, out.q_index);
+  copy(rows.weights, dst.weights, out.weights);
+  copy(rows.q_nope, dst.q_nope, out.q_nope);
+  copy(rows.q_pe, dst.q_pe, out.q_pe);
+  copy(rows.sparse_indices, dst.sparse_indices, out.sparse_indices);
+  return out;
+}
+
 QueryRows slice_rows(const QueryRows& rows, int64_t begin, int64_t count) {
   DSA_REQUIRE(begin >= 0 && count >= 0 && begin + count <= rows.count, "slice_rows: rows ", begin, "+", count,
               " of ", rows.count);
@@ -528,6 +567,37 @@ QueryRows slice_rows(const QueryRows& rows, int64_t begin, int64_t count) {
   cut(rows.q_nope, out.q_nope);
   cut(rows.q_pe, out.q_pe);
   cut(rows.sparse_indices, out.sparse_indices);
+  return out;
+}
+
+RowsView WorkloadFile::read_rows_into(int64_t first, int64_t count, const RowBuffers& dst) const {
+  const Impl& m = *impl_;
+  if (first < 0 || count < 0 || first > m.info.rows || count > m.info.rows - first)
+    fail(m.info.path, ": cannot read rows ", h5::range_text(first, count), ", the workload has ",
+         m.info.rows, " rows");
+  DSA_REQUIRE(count <= dst.capacity, m.info.path, ": ", count, " rows into buffers for ", dst.capacity);
+  RowsView out;
+  out.first = first;
+  out.count = count;
+  auto read = [&](DatasetId id, auto* buffer, auto& field) {
+    if (!stage_reads(m.stage, id)) return;
+    const h5::Dataset& d = m.need(id);
+    DSA_REQUIRE(buffer != nullptr, d.where(), ": no buffer to read into");
+    d.read_rows(first, count, buffer);
+    field = buffer;
+  };
+  if (stage_reads(m.stage, kBlockTable)) {
+    DSA_REQUIRE(dst.max_num_pages == m.info.max_num_pages, m.info.path, ": block tables ", m.info.max_num_pages,
+                " pages wide, buffers for ", dst.max_num_pages);
+    out.max_num_pages = m.info.max_num_pages;
+  }
+  read(kSeqLens, dst.seq_lens, out.seq_lens);
+  read(kBlockTable, dst.block_table, out.block_table);
+  read(kQIndex, dst.q_index, out.q_index);
+  read(kWeights, dst.weights, out.weights);
+  read(kQNope, dst.q_nope, out.q_nope);
+  read(kQPe, dst.q_pe, out.q_pe);
+  read(kSparse, dst.sparse_indices, out.sparse_indices);
   return out;
 }
 

@@ -67,6 +67,39 @@ struct QueryRows {
   std::vector<int32_t> sparse_indices;  // [count, 2048]
 };
 
+// Query rows as the kernels read them: pointers into host memory the caller keeps alive (a
+// QueryRows' vectors, or buffers filled by read_rows_into); null where the stage reads none.
+struct RowsView {
+  int64_t first = 0;
+  int64_t count = 0;
+  int64_t max_num_pages = 0;
+  const int32_t* seq_lens = nullptr;
+  const int32_t* block_table = nullptr;
+  const uint8_t* q_index = nullptr;
+  const float* weights = nullptr;
+  const uint16_t* q_nope = nullptr;
+  const uint16_t* q_pe = nullptr;
+  const int32_t* sparse_indices = nullptr;
+};
+RowsView view(const QueryRows& rows);
+
+// Caller-owned buffers for up to `capacity` rows of each dataset (block tables
+// `max_num_pages` wide), e.g. page-locked memory a GPU uploads from at full speed. A null
+// buffer is a dataset the caller does not want.
+struct RowBuffers {
+  int64_t capacity = 0;
+  int64_t max_num_pages = 0;
+  int32_t* seq_lens = nullptr;
+  int32_t* block_table = nullptr;
+  uint8_t* q_index = nullptr;
+  float* weights = nullptr;
+  uint16_t* q_nope = nullptr;
+  uint16_t* q_pe = nullptr;
+  int32_t* sparse_indices = nullptr;
+};
+// Copies `rows` into `dst` (the datasets both have); returns the view of the copy.
+RowsView copy_rows_into(const QueryRows& rows, const RowBuffers& dst);
+
 // Rows [begin, begin + count) of `rows` (positions relative to rows.first), as a copy.
 QueryRows slice_rows(const QueryRows& rows, int64_t begin, int64_t count);
 
@@ -132,6 +165,9 @@ class WorkloadFile {
 
   // Rows [first, first + count) of the datasets the stage needs (hyperslab reads).
   QueryRows read_rows(int64_t first, int64_t count) const;
+  // The same rows, read straight into `dst` (count <= dst.capacity; every dataset the stage
+  // reads needs a buffer); returns their view.
+  RowsView read_rows_into(int64_t first, int64_t count, const RowBuffers& dst) const;
 
   // The whole KV caches the stage needs.
   KvCache read_kv() const;

@@ -48,7 +48,12 @@ class Backend {
   // Runs `stage` on `rows` (indexer: topk; attention on rows.sparse_indices: output, lse;
   // pipeline: the indexer's topk feeds attention on the device). The results land in rows
   // [0, rows.count) of results(). Returns when they are there.
-  virtual void compute(io::Stage stage, const io::QueryRows& rows, float sm_scale) = 0;
+  virtual void compute(io::Stage stage, const io::RowsView& rows, float sm_scale) = 0;
+
+  // Host buffers for the rows of a slice (set `slot`, 0 or 1, each max_rows rows), which
+  // compute() uploads from fastest: page-locked memory on a GPU. capacity 0 (the CPU): none,
+  // compute from wherever the rows are.
+  virtual io::RowBuffers staging(int /*slot*/) { return {}; }
 
   // The result buffers, `max_held` rows each: device memory when results_on_device().
   virtual ResultRows results() = 0;

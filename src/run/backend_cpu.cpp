@@ -32,7 +32,7 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void compute(io::Stage stage, const io::QueryRows& rows, float sm_scale) override {
+  void compute(io::Stage stage, const io::RowsView& rows, float sm_scale) override {
     times_ = ComputeTimes{};
     const ResultRows out = results();
     if (io::writes_topk(stage)) {
@@ -43,7 +43,7 @@ class CpuBackend final : public Backend {
     if (io::writes_attention(stage)) {
       DSA_REQUIRE(lse_.size() >= size_t(rows.count) * kHeads, "cpu backend: ", rows.count, " rows, reserved for ",
                   lse_.size() / kHeads);
-      const int32_t* ids = stage == io::Stage::pipeline ? out.topk : rows.sparse_indices.data();
+      const int32_t* ids = stage == io::Stage::pipeline ? out.topk : rows.sparse_indices;
       attention(rows, ids, sm_scale, out.output, out.lse);
     }
   }
@@ -89,31 +89,31 @@ class CpuBackend final : public Backend {
   }
 
  private:
-  void indexer(const io::QueryRows& rows, int32_t* topk) {
+  void indexer(const io::RowsView& rows, int32_t* topk) {
     DSA_REQUIRE(kv_ && !kv_->index_k.empty(), "cpu backend: indexer called without the index K cache");
     IndexerParams p;
     p.index_k = kv_->index_k.data();
     p.num_pages = kv_->num_pages;
-    p.q_index = rows.q_index.data();
-    p.weights = rows.weights.data();
-    p.seq_lens = rows.seq_lens.data();
-    p.block_table = rows.block_table.data();
+    p.q_index = rows.q_index;
+    p.weights = rows.weights;
+    p.seq_lens = rows.seq_lens;
+    p.block_table = rows.block_table;
     p.max_num_pages = rows.max_num_pages;
     p.rows = rows.count;
     for (int64_t r = 0; r < rows.count; ++r)
-      p.max_seq_len = std::max(p.max_seq_len, rows.seq_lens[static_cast<size_t>(r)]);
+      p.max_seq_len = std::max(p.max_seq_len, rows.seq_lens[r]);
     p.topk_indices = topk;
     const double t0 = report::now_seconds();
     ref::indexer(p, threads_);
     times_.index = report::now_seconds() - t0;
   }
 
-  void attention(const io::QueryRows& rows, const int32_t* sparse_indices, float sm_scale, uint16_t* output,
+  void attention(const io::RowsView& rows, const int32_t* sparse_indices, float sm_scale, uint16_t* output,
                  float* lse) {
     DSA_REQUIRE(kv_ && !kv_->ckv.empty(), "cpu backend: attention called without the ckv/kpe caches");
     AttentionParams p;
-    p.q_nope = rows.q_nope.data();
-    p.q_pe = rows.q_pe.data();
+    p.q_nope = rows.q_nope;
+    p.q_pe = rows.q_pe;
     p.ckv = kv_->ckv.data();
     p.kpe = kv_->kpe.data();
     p.num_pages = kv_->num_pages;

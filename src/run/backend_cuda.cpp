@@ -124,7 +124,23 @@ class CudaBackend final : public Backend {
                 " beside the KV caches, which leave ", double(free_bytes) / 1e9,
                 " GB free: use more ranks or smaller batches");
     for (const Need& need : needs) need.buffer->reserve(std::max<size_t>(need.bytes, 1));
-    // Two sets of host copies of the results, page-locked for fast downloads.
+    // Two sets of page-locked host buffers for the rows (uploads at the full link rate) and
+    // two for the results (downloads likewise).
+    for (StagingSet& set : staging_) {
+      if (index) {
+        set.seq_lens.reserve(n * sizeof(int32_t));
+        set.block_table.reserve(n * static_cast<size_t>(max_num_pages) * sizeof(int32_t));
+        set.q_index.reserve(n * kIndexHeads * kIndexHeadDim);
+        set.weights.reserve(n * kIndexHeads * sizeof(float));
+      }
+      if (attend) {
+        set.q_nope.reserve(n * kHeads * kCkvDim * sizeof(uint16_t));
+        set.q_pe.reserve(n * kHeads * kKpeDim * sizeof(uint16_t));
+      }
+      if (stage == io::Stage::attention) set.sparse_indices.reserve(n * kTopK * sizeof(int32_t));
+    }
+    staging_rows_ = static_cast<int64_t>(n);
+    staging_pages_ = max_num_pages;
     for (HostSet& set : host_) {
       if (index) set.topk.reserve(held * kTopK * sizeof(int32_t));
       if (attend) {
@@ -135,7 +151,23 @@ class CudaBackend final : public Backend {
     stage_ = stage;
   }
 
-  void compute(io::Stage stage, const io::QueryRows& rows, float sm_scale) override {
+  io::RowBuffers staging(int slot) override {
+    DSA_REQUIRE(slot == 0 || slot == 1, "cuda backend: staging slot ", slot);
+    StagingSet& set = staging_[slot];
+    io::RowBuffers b;
+    b.capacity = staging_rows_;
+    b.max_num_pages = staging_pages_;
+    b.seq_lens = static_cast<int32_t*>(set.seq_lens.get());
+    b.block_table = static_cast<int32_t*>(set.block_table.get());
+    b.q_index = static_cast<uint8_t*>(set.q_index.get());
+    b.weights = static_cast<float*>(set.weights.get());
+    b.q_nope = static_cast<uint16_t*>(set.q_nope.get());
+    b.q_pe = static_cast<uint16_t*>(set.q_pe.get());
+    b.sparse_indices = static_cast<int32_t*>(set.sparse_indices.get());
+    return b;
+  }
+
+  void compute(io::Stage stage, const io::RowsView& rows, float sm_scale) override {
     DSA_REQUIRE(stage == stage_, "cuda backend: compute(", io::stage_name(stage), ") after reserve(",
                 io::stage_name(stage_), ")");
     begin();
@@ -144,7 +176,7 @@ class CudaBackend final : public Backend {
     if (attend) upload_attention_inputs(rows);
     int32_t* ids = checked<int32_t>(topk_buf_, size_t(rows.count) * kTopK);
     if (stage == io::Stage::attention && rows.count > 0)
-      DSA_CHECK_CUDA(cudaMemcpyAsync(ids, rows.sparse_indices.data(), size_t(rows.count) * kTopK * sizeof(int32_t),
+      DSA_CHECK_CUDA(cudaMemcpyAsync(ids, rows.sparse_indices, size_t(rows.count) * kTopK * sizeof(int32_t),
                                      cudaMemcpyHostToDevice, stream_));
     mark(Phase::upload);
     if (index) {
@@ -218,25 +250,33 @@ class CudaBackend final : public Backend {
                 " bytes of a buffer reserved with ", buffer.bytes());
     return static_cast<T*>(buffer.get());
   }
+  // count elements from host (pinned or not) into the start of a reserved buffer.
   template <typename T>
-  const T* upload(DeviceBuffer& buffer, const std::vector<T>& host) {
-    T* dst = checked<T>(buffer, host.size());
-    if (!host.empty())
-      DSA_CHECK_CUDA(cudaMemcpyAsync(dst, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice, stream_));
+  const T* upload(DeviceBuffer& buffer, const T* host, size_t count) {
+    T* dst = checked<T>(buffer, count);
+    if (count > 0) {
+      DSA_REQUIRE(host != nullptr, "cuda backend: rows without a dataset the stage reads");
+      DSA_CHECK_CUDA(cudaMemcpyAsync(dst, host, count * sizeof(T), cudaMemcpyHostToDevice, stream_));
+    }
     return dst;
   }
+  template <typename T>
+  const T* upload(DeviceBuffer& buffer, const std::vector<T>& host) {
+    return upload(buffer, host.data(), host.size());
+  }
 
-  void upload_indexer_inputs(const io::QueryRows& rows) {
+  void upload_indexer_inputs(const io::RowsView& rows) {
+    const size_t n = static_cast<size_t>(rows.count);
     ip_ = IndexerParams{};
     ip_.index_k = index_k_;
     ip_.num_pages = num_pages_;
-    ip_.q_index = upload(q_index_buf_, rows.q_index);
-    ip_.weights = upload(weights_buf_, rows.weights);
-    ip_.seq_lens = upload(seq_lens_buf_, rows.seq_lens);
-    ip_.block_table = upload(block_table_buf_, rows.block_table);
+    ip_.q_index = upload(q_index_buf_, rows.q_index, n * kIndexHeads * kIndexHeadDim);
+    ip_.weights = upload(weights_buf_, rows.weights, n * kIndexHeads);
+    ip_.seq_lens = upload(seq_lens_buf_, rows.seq_lens, n);
+    ip_.block_table = upload(block_table_buf_, rows.block_table, n * static_cast<size_t>(rows.max_num_pages));
     ip_.max_num_pages = rows.max_num_pages;
     ip_.rows = rows.count;
-    ip_.max_seq_len = rows.seq_lens.empty() ? 0 : *std::max_element(rows.seq_lens.begin(), rows.seq_lens.end());
+    ip_.max_seq_len = rows.count == 0 ? 0 : *std::max_element(rows.seq_lens, rows.seq_lens + rows.count);
   }
 
   void launch_indexer(int32_t* topk) {
@@ -245,13 +285,14 @@ class CudaBackend final : public Backend {
     cuda::indexer(ip_, checked<uint8_t>(workspace_, std::max<size_t>(ws, 1)), ws, stream_);
   }
 
-  void upload_attention_inputs(const io::QueryRows& rows) {
+  void upload_attention_inputs(const io::RowsView& rows) {
+    const size_t n = static_cast<size_t>(rows.count);
     ap_ = AttentionParams{};
-    ap_.q_nope = upload(q_nope_buf_, rows.q_nope);
-    ap_.q_pe = upload(q_pe_buf_, rows.q_pe);
+    ap_.q_nope = upload(q_nope_buf_, rows.q_nope, n * kHeads * kCkvDim);
+    ap_.q_pe = upload(q_pe_buf_, rows.q_pe, n * kHeads * kKpeDim);
   }
 
-  void launch_attention(const io::QueryRows& rows, const int32_t* ids, float sm_scale) {
+  void launch_attention(const io::RowsView& rows, const int32_t* ids, float sm_scale) {
     ap_.ckv = ckv_;
     ap_.kpe = kpe_;
     ap_.num_pages = num_pages_;
@@ -309,6 +350,11 @@ class CudaBackend final : public Backend {
     PinnedBuffer topk, output, lse;
   };
   HostSet host_[2];
+  struct StagingSet {
+    PinnedBuffer seq_lens, block_table, q_index, weights, q_nope, q_pe, sparse_indices;
+  };
+  StagingSet staging_[2];
+  int64_t staging_rows_ = 0, staging_pages_ = 0;
   io::Stage stage_ = io::Stage::pipeline;
   IndexerParams ip_;
   AttentionParams ap_;

@@ -39,7 +39,7 @@ std::string BatchStep::transport() const {
   return "MPI (host memory)";
 }
 
-void BatchStep::compute_and_gather(const plan::BatchPlan& plan, const io::QueryRows& mine, float sm_scale,
+void BatchStep::compute_and_gather(const plan::BatchPlan& plan, const io::RowsView& mine, float sm_scale,
                                    report::TimeSplit& split) {
   const int me = world_.rank();
   if (plan.active(me)) {

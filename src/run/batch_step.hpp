@@ -42,7 +42,7 @@ class BatchStep {
   // possibly none) and gathers every active rank's results into rank 0's result buffers.
   // Adds this rank's times to split (upload, index, attend, other, gather). Collective over
   // the active ranks only: idle ranks return at once.
-  void compute_and_gather(const plan::BatchPlan& plan, const io::QueryRows& mine, float sm_scale,
+  void compute_and_gather(const plan::BatchPlan& plan, const io::RowsView& mine, float sm_scale,
                           report::TimeSplit& split);
 
   // The gather half of compute_and_gather alone: every active rank's rows [0, its slice) of

@@ -52,7 +52,7 @@ class BackendTest : public ::testing::TestWithParam<std::string> {
   Results run(io::Stage stage, const io::QueryRows& all, int64_t first, int64_t count) {
     const io::QueryRows rows = io::slice_rows(all, first, count);
     backend_->reserve(stage, rows_count_, rows_count_, max_seq_len_, plan_.max_num_pages);
-    backend_->compute(stage, rows, float(plan_.config.sm_scale));
+    backend_->compute(stage, io::view(rows), float(plan_.config.sm_scale));
     const ResultRows h = backend_->host_results(stage, count, 0);
     Results out;
     if (h.topk) out.topk.assign(h.topk, h.topk + count * kTopK);
