@@ -106,6 +106,45 @@ TEST(Workload, ReadsRowHyperslabsAtUnevenRanges) {
   expect_rows_equal(a.read_rows(5, 11), s.rows, 5, 11, false, true, true);
 }
 
+TEST(Workload, ReadsRowsIntoCallerBuffersAsReadRowsDoes) {
+  TempDir dir;
+  const std::string path = dir.file("w.h5");
+  const SampleWorkload s = make_sample(/*rows=*/23);
+  write_sample(path, s);
+  for (const Stage stage : {Stage::indexer, Stage::attention, Stage::pipeline}) {
+    SCOPED_TRACE(stage_name(stage));
+    const WorkloadFile w(path, stage);
+    const int64_t cap = 16, width = w.info().max_num_pages;
+    std::vector<int32_t> seq(cap), bt(cap * width), sparse(cap * 2048);
+    std::vector<uint8_t> qi(cap * 64 * 128);
+    std::vector<float> wt(cap * 64);
+    std::vector<uint16_t> qn(cap * 16 * 512), qp(cap * 16 * 64);
+    RowBuffers b{cap, width, seq.data(), bt.data(), qi.data(), wt.data(), qn.data(), qp.data(), sparse.data()};
+    const RowsView v = w.read_rows_into(4, 11, b);
+    const QueryRows r = w.read_rows(4, 11);
+    const RowsView expect = view(r);
+    EXPECT_EQ(v.count, 11);
+    EXPECT_EQ(v.max_num_pages, expect.max_num_pages);
+    auto same = [&](const auto* got, const auto& want) {
+      if (want.empty()) return got == nullptr;
+      return got != nullptr && std::equal(want.begin(), want.end(), got);
+    };
+    EXPECT_TRUE(same(v.seq_lens, r.seq_lens));
+    EXPECT_TRUE(same(v.block_table, r.block_table));
+    EXPECT_TRUE(same(v.q_index, r.q_index));
+    EXPECT_TRUE(same(v.weights, r.weights));
+    EXPECT_TRUE(same(v.q_nope, r.q_nope));
+    EXPECT_TRUE(same(v.q_pe, r.q_pe));
+    EXPECT_TRUE(same(v.sparse_indices, r.sparse_indices));
+    // copy_rows_into gives the same view contents from host vectors.
+    const RowsView c = copy_rows_into(r, b);
+    EXPECT_TRUE(same(c.q_pe, r.q_pe));
+    EXPECT_TRUE(same(c.block_table, r.block_table));
+    // Too many rows for the buffers: refused, naming the file.
+    EXPECT_CONTAINS(error_of([&] { w.read_rows_into(0, 17, b); }), "w.h5");
+  }
+}
+
 TEST(Workload, WriterTakesRowsAndPagesInAnyOrder) {
   TempDir dir;
   const std::string path = dir.file("w.h5");
