@@ -62,10 +62,14 @@ class CudaBackend final : public Backend {
     bus_id_ = bus;
     name_ = "GPU " + std::to_string(device_) + ": " + prop.name + " (" + bus_id_ + ")";
     DSA_CHECK_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    DSA_CHECK_CUDA(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
     for (cudaEvent_t& e : events_) DSA_CHECK_CUDA(cudaEventCreate(&e));
+    for (cudaEvent_t& e : uploaded_) DSA_CHECK_CUDA(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
   }
   ~CudaBackend() override {
     for (cudaEvent_t e : events_) cudaEventDestroy(e);
+    for (cudaEvent_t e : uploaded_) cudaEventDestroy(e);
+    cudaStreamDestroy(copy_stream_);
     cudaStreamDestroy(stream_);
   }
 
@@ -84,10 +88,13 @@ class CudaBackend final : public Backend {
     index_k_buf_.reserve(std::max<size_t>(kv.index_k.size(), 1));
     ckv_buf_.reserve(std::max<size_t>(kv.ckv.size() * 2, 1));
     kpe_buf_.reserve(std::max<size_t>(kv.kpe.size() * 2, 1));
-    index_k_ = upload(index_k_buf_, kv.index_k);
-    ckv_ = upload(ckv_buf_, kv.ckv);
-    kpe_ = upload(kpe_buf_, kv.kpe);
-    DSA_CHECK_CUDA(cudaStreamSynchronize(stream_));
+    upload(index_k_buf_, kv.index_k.data(), 0, kv.index_k.size());
+    upload(ckv_buf_, kv.ckv.data(), 0, kv.ckv.size());
+    upload(kpe_buf_, kv.kpe.data(), 0, kv.kpe.size());
+    index_k_ = static_cast<const uint8_t*>(index_k_buf_.get());
+    ckv_ = static_cast<const uint16_t*>(ckv_buf_.get());
+    kpe_ = static_cast<const uint16_t*>(kpe_buf_.get());
+    DSA_CHECK_CUDA(cudaStreamSynchronize(copy_stream_));
   }
 
   void reserve(io::Stage stage, int64_t max_rows, int64_t max_held, int32_t max_seq_len,
@@ -170,22 +177,32 @@ class CudaBackend final : public Backend {
   void compute(io::Stage stage, const io::RowsView& rows, float sm_scale) override {
     DSA_REQUIRE(stage == stage_, "cuda backend: compute(", io::stage_name(stage), ") after reserve(",
                 io::stage_name(stage_), ")");
-    begin();
     const bool index = stage != io::Stage::attention, attend = stage != io::Stage::indexer;
-    if (index) upload_indexer_inputs(rows);
-    if (attend) upload_attention_inputs(rows);
-    int32_t* ids = checked<int32_t>(topk_buf_, size_t(rows.count) * kTopK);
-    if (stage == io::Stage::attention && rows.count > 0)
-      DSA_CHECK_CUDA(cudaMemcpyAsync(ids, rows.sparse_indices, size_t(rows.count) * kTopK * sizeof(int32_t),
-                                     cudaMemcpyHostToDevice, stream_));
-    mark(Phase::upload);
-    if (index) {
-      launch_indexer(ids);
-      mark(Phase::index);
+    // Large slices go in pieces: piece p+1's rows upload on the copy stream while piece p's
+    // kernels run. Each piece has at least min_slice_rows rows, so every row is computed as in
+    // one call of the whole slice (results do not depend on the pieces).
+    const int64_t piece_rows = std::max<int64_t>(kMinPieceRows, min_slice_rows(stage));
+    const int64_t pieces = std::clamp<int64_t>(rows.count / piece_rows, 1, kMaxPieces);
+    auto piece_begin = [&](int64_t p) { return rows.count * p / pieces; };
+    begin();
+    DSA_CHECK_CUDA(cudaStreamWaitEvent(copy_stream_, events_[0], 0));  // after the previous call's work
+    for (int64_t p = 0; p < pieces; ++p) {
+      upload_piece(stage, rows, piece_begin(p), piece_begin(p + 1));
+      DSA_CHECK_CUDA(cudaEventRecord(uploaded_[p], copy_stream_));
     }
-    if (attend) {
-      launch_attention(rows, ids, sm_scale);  // pipeline: the indexer's ids never leave the device
-      mark(Phase::attend);
+    for (int64_t p = 0; p < pieces; ++p) {
+      const int64_t r0 = piece_begin(p), r1 = piece_begin(p + 1);
+      DSA_CHECK_CUDA(cudaStreamWaitEvent(stream_, uploaded_[p], 0));
+      mark(Phase::upload);  // the upload time the kernels waited for
+      int32_t* ids = checked<int32_t>(topk_buf_, size_t(rows.count) * kTopK) + r0 * kTopK;
+      if (index) {
+        launch_indexer(rows, r0, r1, ids);
+        mark(Phase::index);
+      }
+      if (attend) {
+        launch_attention(r0, r1, ids, sm_scale);  // pipeline: the indexer's ids never leave the device
+        mark(Phase::attend);
+      }
     }
     finish();
   }
@@ -250,59 +267,65 @@ class CudaBackend final : public Backend {
                 " bytes of a buffer reserved with ", buffer.bytes());
     return static_cast<T*>(buffer.get());
   }
-  // count elements from host (pinned or not) into the start of a reserved buffer.
+  // Elements [first, first + count) of host (pinned or not) to the same place in a reserved
+  // buffer, on the copy stream.
   template <typename T>
-  const T* upload(DeviceBuffer& buffer, const T* host, size_t count) {
-    T* dst = checked<T>(buffer, count);
-    if (count > 0) {
-      DSA_REQUIRE(host != nullptr, "cuda backend: rows without a dataset the stage reads");
-      DSA_CHECK_CUDA(cudaMemcpyAsync(dst, host, count * sizeof(T), cudaMemcpyHostToDevice, stream_));
+  void upload(DeviceBuffer& buffer, const T* host, size_t first, size_t count) {
+    T* dst = checked<T>(buffer, first + count);
+    if (count == 0) return;
+    DSA_REQUIRE(host != nullptr, "cuda backend: rows without a dataset the stage reads");
+    DSA_CHECK_CUDA(cudaMemcpyAsync(dst + first, host + first, count * sizeof(T), cudaMemcpyHostToDevice, copy_stream_));
+  }
+
+  // Rows [r0, r1) of the slice to the same rows of the device buffers, on the copy stream.
+  void upload_piece(io::Stage stage, const io::RowsView& rows, int64_t r0, int64_t r1) {
+    const size_t n = static_cast<size_t>(r1 - r0), w = static_cast<size_t>(rows.max_num_pages);
+    auto up = [&](DeviceBuffer& buffer, const auto* host, size_t per_row) {
+      upload(buffer, host, static_cast<size_t>(r0) * per_row, n * per_row);
+    };
+    if (stage != io::Stage::attention) {
+      up(q_index_buf_, rows.q_index, size_t(kIndexHeads) * kIndexHeadDim);
+      up(weights_buf_, rows.weights, kIndexHeads);
+      up(seq_lens_buf_, rows.seq_lens, 1);
+      up(block_table_buf_, rows.block_table, w);
     }
-    return dst;
-  }
-  template <typename T>
-  const T* upload(DeviceBuffer& buffer, const std::vector<T>& host) {
-    return upload(buffer, host.data(), host.size());
-  }
-
-  void upload_indexer_inputs(const io::RowsView& rows) {
-    const size_t n = static_cast<size_t>(rows.count);
-    ip_ = IndexerParams{};
-    ip_.index_k = index_k_;
-    ip_.num_pages = num_pages_;
-    ip_.q_index = upload(q_index_buf_, rows.q_index, n * kIndexHeads * kIndexHeadDim);
-    ip_.weights = upload(weights_buf_, rows.weights, n * kIndexHeads);
-    ip_.seq_lens = upload(seq_lens_buf_, rows.seq_lens, n);
-    ip_.block_table = upload(block_table_buf_, rows.block_table, n * static_cast<size_t>(rows.max_num_pages));
-    ip_.max_num_pages = rows.max_num_pages;
-    ip_.rows = rows.count;
-    ip_.max_seq_len = rows.count == 0 ? 0 : *std::max_element(rows.seq_lens, rows.seq_lens + rows.count);
+    if (stage != io::Stage::indexer) {
+      up(q_nope_buf_, rows.q_nope, size_t(kHeads) * kCkvDim);
+      up(q_pe_buf_, rows.q_pe, size_t(kHeads) * kKpeDim);
+    }
+    if (stage == io::Stage::attention) up(topk_buf_, rows.sparse_indices, kTopK);
   }
 
-  void launch_indexer(int32_t* topk) {
-    ip_.topk_indices = topk;
-    const size_t ws = cuda::indexer_workspace_bytes(ip_.rows, ip_.max_seq_len);
-    cuda::indexer(ip_, checked<uint8_t>(workspace_, std::max<size_t>(ws, 1)), ws, stream_);
+  void launch_indexer(const io::RowsView& rows, int64_t r0, int64_t r1, int32_t* topk) {
+    IndexerParams ip;
+    ip.index_k = index_k_;
+    ip.num_pages = num_pages_;
+    ip.q_index = static_cast<const uint8_t*>(q_index_buf_.get()) + r0 * kIndexHeads * kIndexHeadDim;
+    ip.weights = static_cast<const float*>(weights_buf_.get()) + r0 * kIndexHeads;
+    ip.seq_lens = static_cast<const int32_t*>(seq_lens_buf_.get()) + r0;
+    ip.block_table = static_cast<const int32_t*>(block_table_buf_.get()) + r0 * rows.max_num_pages;
+    ip.max_num_pages = rows.max_num_pages;
+    ip.rows = r1 - r0;
+    ip.max_seq_len = r1 > r0 ? *std::max_element(rows.seq_lens + r0, rows.seq_lens + r1) : 0;
+    ip.topk_indices = topk;
+    const size_t ws = cuda::indexer_workspace_bytes(ip.rows, ip.max_seq_len);
+    cuda::indexer(ip, checked<uint8_t>(workspace_, std::max<size_t>(ws, 1)), ws, stream_);
   }
 
-  void upload_attention_inputs(const io::RowsView& rows) {
-    const size_t n = static_cast<size_t>(rows.count);
-    ap_ = AttentionParams{};
-    ap_.q_nope = upload(q_nope_buf_, rows.q_nope, n * kHeads * kCkvDim);
-    ap_.q_pe = upload(q_pe_buf_, rows.q_pe, n * kHeads * kKpeDim);
-  }
-
-  void launch_attention(const io::RowsView& rows, const int32_t* ids, float sm_scale) {
-    ap_.ckv = ckv_;
-    ap_.kpe = kpe_;
-    ap_.num_pages = num_pages_;
-    ap_.sparse_indices = ids;
-    ap_.rows = rows.count;
-    ap_.sm_scale = sm_scale;
-    ap_.output = checked<uint16_t>(output_buf_, size_t(rows.count) * kHeads * kCkvDim);
-    ap_.lse = checked<float>(lse_buf_, size_t(rows.count) * kHeads);
-    const size_t ws = cuda::attention_workspace_bytes(ap_.rows);
-    cuda::attention(ap_, checked<uint8_t>(attention_ws_, std::max<size_t>(ws, 1)), ws, stream_);
+  void launch_attention(int64_t r0, int64_t r1, const int32_t* ids, float sm_scale) {
+    AttentionParams ap;
+    ap.q_nope = static_cast<const uint16_t*>(q_nope_buf_.get()) + r0 * kHeads * kCkvDim;
+    ap.q_pe = static_cast<const uint16_t*>(q_pe_buf_.get()) + r0 * kHeads * kKpeDim;
+    ap.ckv = ckv_;
+    ap.kpe = kpe_;
+    ap.num_pages = num_pages_;
+    ap.sparse_indices = ids;
+    ap.rows = r1 - r0;
+    ap.sm_scale = sm_scale;
+    ap.output = checked<uint16_t>(output_buf_, size_t(r1) * kHeads * kCkvDim) + r0 * kHeads * kCkvDim;
+    ap.lse = checked<float>(lse_buf_, size_t(r1) * kHeads) + r0 * kHeads;
+    const size_t ws = cuda::attention_workspace_bytes(ap.rows);
+    cuda::attention(ap, checked<uint8_t>(attention_ws_, std::max<size_t>(ws, 1)), ws, stream_);
   }
 
   // Phase timing with events on the stream: begin(), mark() after each phase, finish() waits
@@ -356,10 +379,12 @@ class CudaBackend final : public Backend {
   StagingSet staging_[2];
   int64_t staging_rows_ = 0, staging_pages_ = 0;
   io::Stage stage_ = io::Stage::pipeline;
-  IndexerParams ip_;
-  AttentionParams ap_;
-  cudaEvent_t events_[4] = {};
-  Phase phases_[3] = {};
+  static constexpr int64_t kMinPieceRows = 256;  // smaller pieces cost more in launches than they hide
+  static constexpr int64_t kMaxPieces = 4;
+  cudaStream_t copy_stream_ = nullptr;
+  cudaEvent_t uploaded_[kMaxPieces] = {};
+  cudaEvent_t events_[1 + 3 * kMaxPieces] = {};
+  Phase phases_[3 * kMaxPieces] = {};
   int marks_ = 0;
   ComputeTimes times_;
 };
