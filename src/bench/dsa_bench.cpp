@@ -127,7 +127,7 @@ int main(int argc, char** argv) {
     po::options_description opts("Options");
     opts.add_options()("help,h", "print this help")(
         "suite", po::value(&suite)->default_value(""),
-        "case set: '' (the operator's table of shapes), 'fib' (FlashInfer-Bench-like small calls),\n'decode' (attention: the decode-shaped table), 'sweep' (attention: variants and latency probes)")(
+        "case set: '' (the operator's table of shapes), 'fib' (FlashInfer-Bench-like small calls),\n'paths' (indexer: every scores path and diagnostics), 'decode' (attention: the decode-shaped\ntable), 'sweep' (attention: variants and latency probes), 'small' (attention: few-row calls\nwith per-block phase stamps)")(
         "iters", po::value(&iters)->default_value(50), "timed runs per case (median reported)")(
         "warmup", po::value(&warmup)->default_value(5), "untimed runs per case")(
         "seed", po::value(&seed)->default_value(1), "seed of the random inputs")(
