@@ -14,7 +14,6 @@
 #include "comm/world.hpp"
 #include "common/error.hpp"
 #include "io/workload.hpp"
-#include "kernels/shapes.hpp"
 #include "src/plan/plan.hpp"
 #include "src/report/report.hpp"
 #include "src/run/backend.hpp"
@@ -45,10 +44,6 @@ Loaded load_stats(const comm::World& world, const io::WorkloadFile& wf, io::Stag
   return l;
 }
 
-double result_bytes_per_row(io::Stage stage) {
-  return (io::writes_topk(stage) ? kTopK * 4.0 : 0.0) + (io::writes_attention(stage) ? kHeads * (kCkvDim * 2.0 + 4.0) : 0.0);
-}
-
 std::vector<io::Stage> parse_stages(const std::string& s) {
   if (s == "all") return {io::Stage::indexer, io::Stage::attention, io::Stage::pipeline};
   return {io::parse_stage(s)};
@@ -61,9 +56,9 @@ uint64_t hash_results(const run::ResultRows& r, int64_t rows) {
     const unsigned char* b = static_cast<const unsigned char*>(p);
     for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ull;
   };
-  if (r.topk) mix(r.topk, size_t(rows) * kTopK * 4);
-  if (r.output) mix(r.output, size_t(rows) * kHeads * kCkvDim * 2);
-  if (r.lse) mix(r.lse, size_t(rows) * kHeads * 4);
+  if (r.topk) mix(r.topk, size_t(rows) * run::kTopkRowBytes);
+  if (r.output) mix(r.output, size_t(rows) * run::kOutputRowBytes);
+  if (r.lse) mix(r.lse, size_t(rows) * run::kLseRowBytes);
   return h;
 }
 
@@ -106,14 +101,14 @@ bool parse(int argc, char** argv, po::options_description& opts, const char* usa
 
 int calibrate_main(int argc, char** argv) {
   std::string workload, out, stages = "all", backend_name = "auto";
-  int64_t max_rows = 2048;
+  int64_t max_rows = run::kCalibrationRows;
   double budget = 2.0;
   po::options_description opts("Options");
   opts.add_options()("help,h", "print this help")("workload,w", po::value(&workload), "workload file (HDF5)")(
       "out,o", po::value(&out), "calibration file to write (JSON; other stages already in it are kept)")(
       "stage,s", po::value(&stages)->default_value("all"), "indexer | attention | pipeline | all")(
       "backend,b", po::value(&backend_name)->default_value("auto"), "auto | cuda | cpu")(
-      "max-rows", po::value(&max_rows)->default_value(2048), "largest slice timed (rows of the largest batch)")(
+      "max-rows", po::value(&max_rows)->default_value(run::kCalibrationRows), "largest slice timed (rows of the largest batch)")(
       "budget", po::value(&budget)->default_value(2.0), "seconds to spend per stage, about");
   const char* usage =
       "Usage: dsa-bench calibrate --workload W.h5 --out CAL.json [options]\n"
@@ -207,28 +202,23 @@ int scaling_main(int argc, char** argv) {
   const float sm_scale = static_cast<float>(info.sm_scale);
 
   // auto's model, as dsa-run builds it (calibrated on this pool's first rows).
-  plan::CostModel model = backend->cost_model();
-  model.result_bytes_per_row = result_bytes_per_row(stage);
-  model.min_slice_rows = world.max(backend->min_slice_rows(stage));
+  plan::CostModel model = run::base_cost_model(world, *backend, stage);
   if (calibration != "none") {
     run::ComputeCurve curve;
     if (world.is_root()) {
       if (calibration == "measure") {
-        const int64_t n = std::min<int64_t>(max_b, 2048);
+        const int64_t n = std::min<int64_t>(max_b, run::kCalibrationRows);
         curve = run::measure_compute(*backend, stage, io::slice_rows(pool, 0, n),
-                                     std::vector<double>(l.work.begin(), l.work.begin() + n), sm_scale, 0.5);
+                                     std::vector<double>(l.work.begin(), l.work.begin() + n), sm_scale,
+                                     run::kCalibrationSeconds);
       } else {
         curve = run::read_calibration(calibration, stage);
       }
     }
-    world.broadcast(curve.work);
-    world.broadcast(curve.seconds);
-    run::apply_curve(model, curve);
-    if (world.size() > 1) {
-      const run::GatherCost g = run::measure_gather(world, step, stage, std::max<int64_t>(1, max_b / world.size()),
-                                                    model.result_bytes_per_row);
-      run::apply_gather(model, g);
-    }
+    run::share_curve(world, std::move(curve), model);
+    if (world.size() > 1)
+      run::apply_gather(model, run::measure_gather(world, step, std::max<int64_t>(1, max_b / world.size()),
+                                                   model.result_bytes_per_row));
   }
 
   if (world.is_root()) {
@@ -246,11 +236,6 @@ int scaling_main(int argc, char** argv) {
   bool all_identical = true;
   int auto_misses = 0;
   const int me = world.rank();
-  // Rows go where the job's reader puts them: the backend's staging buffers (pinned on a GPU).
-  auto stage_rows = [&](const io::QueryRows& rows) {
-    const io::RowBuffers staging = backend->staging(0);
-    return staging.capacity >= rows.count ? io::copy_rows_into(rows, staging) : io::view(rows);
-  };
   for (int64_t b : sizes) {
     const std::vector<double> work(l.work.begin(), l.work.begin() + b);
     // The cases of this size: fixed counts 1..fixed_max that give valid slices, then auto.
@@ -274,7 +259,8 @@ int scaling_main(int argc, char** argv) {
     for (int i = 0; i <= reps; ++i) {
       for (Case& c : cases_b) {
         report::TimeSplit split;
-        const io::RowsView rows = stage_rows(c.mine);  // untimed, as the job's reader thread
+        // Untimed, as the job's reader thread puts rows into the staging buffers.
+        const io::RowsView rows = run::staged(*backend, c.mine, 0);
         world.barrier();
         const double t0 = report::now_seconds();
         step.compute_and_gather(c.plan, rows, sm_scale, split);
@@ -286,7 +272,7 @@ int scaling_main(int argc, char** argv) {
     for (Case& c : cases_b) {
       // One more run of each case for its results, checked against one rank's.
       report::TimeSplit split;
-      step.compute_and_gather(c.plan, stage_rows(c.mine), sm_scale, split);
+      step.compute_and_gather(c.plan, run::staged(*backend, c.mine, 0), sm_scale, split);
       if (!world.is_root()) continue;
       const plan::BatchPlan& p = c.plan;
       report::TimeSplit ignored;

@@ -80,6 +80,13 @@ class Backend {
   virtual plan::CostModel cost_model() const = 0;
 };
 
+// `rows` where backend.compute() uploads them fastest: copied into its staging set `slot`
+// where it has one that holds them (pinned memory on a GPU), else viewed where they are.
+inline io::RowsView staged(Backend& backend, const io::QueryRows& rows, int slot) {
+  const io::RowBuffers staging = backend.staging(slot);
+  return staging.capacity >= rows.count ? io::copy_rows_into(rows, staging) : io::view(rows);
+}
+
 // The backend a job asked for: "cuda", "cpu", or "auto" (a GPU where every rank sees one, else
 // the CPU). A GPU rank binds the GPU of its node-local rank (comm/gpu_binding.hpp). `threads`:
 // CPU threads per rank, 0 = the node's cores shared among its ranks. Collective.

@@ -15,14 +15,6 @@ class NcclComm {};  // never made in a build without NCCL; complete so unique_pt
 #endif
 
 namespace dsa::run {
-namespace {
-
-constexpr size_t kTopkRowBytes = kTopK * sizeof(int32_t);
-constexpr size_t kOutputRowBytes = size_t(kHeads) * kCkvDim * sizeof(uint16_t);
-constexpr size_t kLseRowBytes = size_t(kHeads) * sizeof(float);
-
-}  // namespace
-
 BatchStep::BatchStep(const comm::World& world, Backend& backend, io::Stage stage)
     : world_(world), backend_(backend), stage_(stage) {
 #ifdef DSA_HAVE_NCCL

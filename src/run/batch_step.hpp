@@ -9,6 +9,7 @@
 
 #include "comm/world.hpp"
 #include "io/workload.hpp"
+#include "kernels/shapes.hpp"
 #include "src/plan/plan.hpp"
 #include "src/report/report.hpp"
 #include "src/run/backend.hpp"
@@ -27,6 +28,15 @@ inline plan::StageKind stage_kind(io::Stage stage) {
     case io::Stage::pipeline: return plan::StageKind::pipeline;
   }
   return plan::StageKind::pipeline;
+}
+
+// Bytes of results a stage gathers per row (top-k; output and lse).
+inline constexpr size_t kTopkRowBytes = kTopK * sizeof(int32_t);
+inline constexpr size_t kOutputRowBytes = size_t(kHeads) * kCkvDim * sizeof(uint16_t);
+inline constexpr size_t kLseRowBytes = size_t(kHeads) * sizeof(float);
+inline double result_bytes_per_row(io::Stage stage) {
+  return (io::writes_topk(stage) ? double(kTopkRowBytes) : 0.0) +
+         (io::writes_attention(stage) ? double(kOutputRowBytes + kLseRowBytes) : 0.0);
 }
 
 class BatchStep {
@@ -60,7 +70,6 @@ class BatchStep {
 
   // "NCCL 2.28.3 (device to device)" or "MPI (host memory)".
   std::string transport() const;
-  bool device_gather() const { return nccl_ != nullptr; }
 
  private:
   void mpi_gather(const plan::BatchPlan& plan, const ResultRows& rows);

@@ -30,8 +30,7 @@ ComputeCurve measure_compute(Backend& backend, io::Stage stage, const io::QueryR
   const double start = report::now_seconds();
   for (int64_t n = 1;; n = std::min(n * 2, sample.count)) {
     const io::QueryRows copy = io::slice_rows(sample, 0, n);
-    const io::RowBuffers staging = backend.staging(0);  // as the job uploads: from pinned memory where there is some
-    const io::RowsView rows = staging.capacity >= n ? io::copy_rows_into(copy, staging) : io::view(copy);
+    const io::RowsView rows = staged(backend, copy, 0);  // uploaded as the job's rows are
     std::vector<double> runs;
     for (int i = 0; i < 6; ++i) {
       const double t0 = report::now_seconds();
@@ -81,10 +80,9 @@ ComputeCurve calibrate_on_workload(Backend& backend, const io::WorkloadFile& wor
   return measure_compute(backend, stage, sample, sample_work, static_cast<float>(info.sm_scale), budget_seconds);
 }
 
-GatherCost measure_gather(const comm::World& world, BatchStep& step, io::Stage stage, int64_t rows_per_rank,
+GatherCost measure_gather(const comm::World& world, BatchStep& step, int64_t rows_per_rank,
                           double result_bytes_per_row) {
   DSA_REQUIRE(world.size() >= 2 && rows_per_rank >= 1, "calibration: gather needs 2 ranks and 1 row each");
-  (void)stage;
   auto time_gather = [&](int64_t rows) {
     plan::BatchPlan p;
     p.rows = rows * world.size();
@@ -113,7 +111,16 @@ GatherCost measure_gather(const comm::World& world, BatchStep& step, io::Stage s
   return cost;
 }
 
-void apply_curve(plan::CostModel& model, const ComputeCurve& curve) {
+plan::CostModel base_cost_model(const comm::World& world, const Backend& backend, io::Stage stage) {
+  plan::CostModel model = backend.cost_model();
+  model.result_bytes_per_row = result_bytes_per_row(stage);
+  model.min_slice_rows = world.max(backend.min_slice_rows(stage));
+  return model;
+}
+
+void share_curve(const comm::World& world, ComputeCurve curve, plan::CostModel& model) {
+  world.broadcast(curve.work);
+  world.broadcast(curve.seconds);
   model.set_curve(curve.work, curve.seconds);
 }
 

@@ -18,6 +18,16 @@ namespace dsa::run {
 
 class BatchStep;
 
+// Start-up calibration: slices of up to this many rows of the largest batch are timed (1, 2,
+// 4, ...: enough to reach a GPU's linear regime; larger slices are extrapolated), in about
+// this many seconds.
+inline constexpr int64_t kCalibrationRows = 2048;
+inline constexpr double kCalibrationSeconds = 0.5;
+
+// The planner's model before anything is measured: the backend's estimates, the stage's
+// result bytes per row, and the smallest slice every rank can split a batch into. Collective.
+plan::CostModel base_cost_model(const comm::World& world, const Backend& backend, io::Stage stage);
+
 // Measured compute time against slice work for one stage on one device.
 struct ComputeCurve {
   std::string stage;
@@ -50,7 +60,7 @@ struct GatherCost {
 // Collective: times the gather of every rank's first 1 and `rows_per_rank` result rows to rank
 // 0 (the median of 5 each) and fits bytes/s and per-rank latency. Needs world.size() >= 2 and
 // every backend reserve'd to hold rows_per_rank * world.size() rows.
-GatherCost measure_gather(const comm::World& world, BatchStep& step, io::Stage stage, int64_t rows_per_rank,
+GatherCost measure_gather(const comm::World& world, BatchStep& step, int64_t rows_per_rank,
                           double result_bytes_per_row);
 
 // Calibration files (JSON): one curve per stage. write replaces the stages it is given and
@@ -59,8 +69,8 @@ GatherCost measure_gather(const comm::World& world, BatchStep& step, io::Stage s
 void write_calibration(const std::string& path, const std::vector<ComputeCurve>& curves);
 ComputeCurve read_calibration(const std::string& path, io::Stage stage);
 
-// The model with `curve` as its compute cost.
-void apply_curve(plan::CostModel& model, const ComputeCurve& curve);
+// Rank 0's `curve` to every rank, as the model's compute cost. Collective.
+void share_curve(const comm::World& world, ComputeCurve curve, plan::CostModel& model);
 // The model with the measured gather; its latency (a 1-row gather from every rank, barrier to
 // done) is then the whole fixed cost of an extra rank, so per_rank_seconds becomes 0.
 void apply_gather(plan::CostModel& model, const GatherCost& gather);

@@ -15,7 +15,6 @@
 #include "common/error.hpp"
 #include "io/results.hpp"
 #include "io/workload.hpp"
-#include "kernels/shapes.hpp"
 #include "src/import/fib_trace.hpp"
 #include "src/plan/plan.hpp"
 #include "src/report/report.hpp"
@@ -26,9 +25,6 @@
 
 namespace dsa::run {
 namespace {
-
-using io::writes_attention;
-using io::writes_topk;
 
 // Runs `step` on every rank; if any rank throws dsa::Error, every rank learns the first
 // message (by rank), rank 0 prints it, and all return false.
@@ -45,11 +41,6 @@ bool collectively(const comm::World& world, Step&& step) {
   if (world.is_root()) std::cerr << error << std::endl;
   return false;
 }
-
-// Rows of the largest batch that start-up calibration times the backend on (1, 2, 4, ... of
-// them): enough to reach the linear regime of a GPU; larger slices are extrapolated.
-constexpr int64_t kCalibrationRows = 2048;
-constexpr double kCalibrationSeconds = 0.5;  // at most about this long
 
 float sm_scale_of(const io::WorkloadInfo& info) { return static_cast<float>(info.sm_scale); }
 
@@ -169,10 +160,7 @@ int run_job(const JobOptions& o, const comm::World& world) {
   io::KvCache kv;
   std::unique_ptr<BatchStep> step;
   std::vector<plan::BatchPlan> plans;
-  plan::CostModel model = backend->cost_model();
-  model.result_bytes_per_row = (writes_topk(o.stage) ? kTopK * 4.0 : 0.0) +
-                               (writes_attention(o.stage) ? kHeads * (kCkvDim * 2.0 + 4.0) : 0.0);
-  model.min_slice_rows = world.max(backend->min_slice_rows(o.stage));
+  plan::CostModel model = base_cost_model(world, *backend, o.stage);
   // Costs matter only where auto has a choice to make.
   const bool choosing = o.ranks == 0 && world.size() > 1 && o.calibration != "none";
   const int64_t sample_rows = calibration_rows(info, kCalibrationRows);
@@ -193,16 +181,13 @@ int run_job(const JobOptions& o, const comm::World& world) {
                       : read_calibration(o.calibration, o.stage);
         }))
       return kExitFailed;
-    world.broadcast(curve.work);
-    world.broadcast(curve.seconds);
-    apply_curve(model, curve);
+    share_curve(world, std::move(curve), model);
     model.source = o.calibration == "measure" ? "measured at start-up" : o.calibration;
   }
   if (!collectively(world, [&] { step = std::make_unique<BatchStep>(world, *backend, o.stage); })) return kExitFailed;
   if (choosing) {
-    const GatherCost g = measure_gather(world, *step, o.stage, std::max<int64_t>(1, sample_rows / world.size()),
-                                        model.result_bytes_per_row);
-    apply_gather(model, g);
+    apply_gather(model, measure_gather(world, *step, std::max<int64_t>(1, sample_rows / world.size()),
+                                       model.result_bytes_per_row));
   }
   if (!collectively(world, [&] {
         plans = plan::plan_job(info.batch_offsets, work, world.size(), o.ranks, model);
