@@ -172,6 +172,21 @@ __device__ __forceinline__ void find_threshold_bin(const uint32_t* hist, uint32_
   __syncthreads();
 }
 
+// After the histogram of one low digit (kLowBins bins of the key bits at `shift`, among keys
+// matching prefix/mask): fixes that digit of the threshold into prefix and mask, counts the
+// keys above its bin out of rem, and returns whether the threshold bin is then taken whole.
+// Block-wide (find_threshold_bin contains a barrier); state[0..1] are read after it.
+__device__ __forceinline__ bool take_low_digit(const uint32_t* hist, int shift, uint32_t& prefix, uint32_t& mask,
+                                               int32_t& rem, uint32_t* state, uint32_t* scratch) {
+  find_threshold_bin(hist, kLowBins, static_cast<uint32_t>(rem), state, scratch);
+  const uint32_t b = state[0];
+  const uint32_t in_bin = hist[b];
+  prefix |= b << shift;
+  mask |= static_cast<uint32_t>(kLowBins - 1) << shift;
+  rem -= static_cast<int32_t>(state[1]);
+  return in_bin == static_cast<uint32_t>(rem);
+}
+
 // The exact threshold of the selection: the keys selected are those above `prefix` (at or above
 // it when `whole`) and, unless `whole`, the `rem` lowest-position keys equal to it.
 struct TopkThreshold {
@@ -197,13 +212,7 @@ __device__ __forceinline__ TopkThreshold resolve_gathered(const uint32_t* gkey, 
       if ((k & mask) == prefix) atomicAdd(hist + ((k >> shift) & (kLowBins - 1)), 1u);
     }
     __syncthreads();
-    find_threshold_bin(hist, kLowBins, static_cast<uint32_t>(rem), state, scratch);
-    const uint32_t b = state[0];
-    const uint32_t c = hist[b];
-    prefix |= b << shift;
-    mask |= static_cast<uint32_t>(kLowBins - 1) << shift;
-    rem -= static_cast<int32_t>(state[1]);
-    whole = c == static_cast<uint32_t>(rem);
+    whole = take_low_digit(hist, shift, prefix, mask, rem, state, scratch);
     __syncthreads();  // hist and state are rewritten next
   }
   return TopkThreshold{prefix, whole, whole ? 0 : rem};
@@ -421,13 +430,7 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
         }
         cluster_sync();
       }
-      find_threshold_bin(summed, kLowBins, static_cast<uint32_t>(rem), state, scratch);
-      const uint32_t b = state[0];
-      const uint32_t count = summed[b];
-      prefix |= b << shift;
-      mask |= static_cast<uint32_t>(kLowBins - 1) << shift;
-      rem -= static_cast<int32_t>(state[1]);
-      whole = count == static_cast<uint32_t>(rem);
+      whole = take_low_digit(summed, shift, prefix, mask, rem, state, scratch);
       __syncthreads();  // hist and state are rewritten next
     }
     th = TopkThreshold{prefix, whole, whole ? 0 : rem};
