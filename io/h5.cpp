@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -266,6 +267,11 @@ std::string library_version() {
   unsigned major = 0, minor = 0, release = 0;
   if (H5get_libversion(&major, &minor, &release) < 0) return "unknown";
   return std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(release);
+}
+
+std::mutex& library_mutex() {
+  static std::mutex m;
+  return m;
 }
 
 bool TypeInfo::matches(Scalar s) const {
@@ -664,6 +670,52 @@ void Dataset::write_rows(Scalar mem, int64_t first, int64_t count, const void* i
           what);
 }
 
+std::optional<RawLayout> Dataset::raw_layout(Scalar mem) const {
+  static_assert(std::endian::native == std::endian::little, "raw rows assume a little-endian host");
+  require_open();
+  if (dims_.empty() || rows() == 0 || row_elements() == 0) return std::nullopt;
+  const std::string what = where() + ": locating rows in the file";
+  {
+    Handle type(H5_CALL(H5Dget_type(handle_.id()), what));
+    if (H5_CALL(H5Tequal(type.id(), file_type(mem)), what) <= 0) return std::nullopt;
+  }
+  RawLayout out;
+  out.row_bytes = row_elements() * static_cast<int64_t>(scalar_size(mem));
+  Handle dcpl(H5_CALL(H5Dget_create_plist(handle_.id()), what));
+  const H5D_layout_t layout = H5Pget_layout(dcpl.id());
+  if (layout == H5D_CONTIGUOUS) {
+    const haddr_t at = H5Dget_offset(handle_.id());  // HADDR_UNDEF where never written
+    H5Eclear2(H5E_DEFAULT);
+    if (at == HADDR_UNDEF) return std::nullopt;
+    out.chunk_rows = rows();
+    out.chunk_offsets.push_back(static_cast<int64_t>(at));
+    return out;
+  }
+  if (layout != H5D_CHUNKED) return std::nullopt;  // compact: the rows live in the header
+  if (H5_CALL(H5Pget_nfilters(dcpl.id()), what) != 0) return std::nullopt;
+  std::vector<hsize_t> chunk(dims_.size());
+  H5_CALL(H5Pget_chunk(dcpl.id(), rank(), chunk.data()), what);
+  for (std::size_t i = 1; i < dims_.size(); ++i)
+    if (static_cast<int64_t>(chunk[i]) != dims_[i]) return std::nullopt;  // chunks split rows
+  out.chunk_rows = static_cast<int64_t>(chunk[0]);
+  const int64_t chunks = (rows() + out.chunk_rows - 1) / out.chunk_rows;
+  // Each chunk is looked up once (a B-tree search): past a million, HDF5 may read them itself.
+  if (chunks > (int64_t{1} << 20)) return std::nullopt;
+  const hsize_t chunk_bytes = static_cast<hsize_t>(out.chunk_rows * out.row_bytes);
+  std::vector<hsize_t> coord(dims_.size(), 0);
+  out.chunk_offsets.reserve(static_cast<std::size_t>(chunks));
+  for (int64_t c = 0; c < chunks; ++c) {
+    coord[0] = static_cast<hsize_t>(c * out.chunk_rows);
+    unsigned filter_mask = 0;
+    haddr_t at = HADDR_UNDEF;
+    hsize_t size = 0;
+    H5_CALL(H5Dget_chunk_info_by_coord(handle_.id(), coord.data(), &filter_mask, &at, &size), what);
+    if (at == HADDR_UNDEF || filter_mask != 0 || size != chunk_bytes) return std::nullopt;
+    out.chunk_offsets.push_back(static_cast<int64_t>(at));
+  }
+  return out;
+}
+
 // ---- File ----------------------------------------------------------------------------------
 
 File File::open(const std::string& path, bool writable) {
@@ -837,5 +889,21 @@ void File::flush() {
 }
 
 void File::close() { handle_.close(); }
+
+int File::raw_descriptor() const {
+  require_open();
+  const std::string what = where() + ": finding the file's descriptor";
+  Handle fapl(H5_CALL(H5Fget_access_plist(handle_.id()), what));
+  if (H5_CALL(H5Pget_driver(fapl.id()), what) != H5FD_SEC2) return -1;
+  Handle fcpl(H5_CALL(H5Fget_create_plist(handle_.id()), what));
+  hsize_t user_block = 0;
+  H5_CALL(H5Pget_userblock(fcpl.id(), &user_block), what);
+  if (user_block != 0) return -1;  // addresses would count from its end
+  void* handle = nullptr;
+  H5_CALL(H5Fget_vfd_handle(handle_.id(), H5P_DEFAULT, &handle), what);
+  const int fd = ::dup(*static_cast<int*>(handle));
+  if (fd < 0) fail(what, ": dup: ", std::strerror(errno));
+  return fd;
+}
 
 }  // namespace dsa::io::h5

@@ -8,8 +8,11 @@
 // the innermost message of HDF5's error stack; HDF5's own printing of that stack is off.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -38,6 +41,22 @@ std::size_t scalar_size(Scalar s);
 
 // "1.10.8": the version of the HDF5 library linked in.
 std::string library_version();
+
+// Taken around HDF5 calls by code that two threads may run at once (the job's reader and
+// writer): a build of HDF5 without its thread-safe option must never be entered twice.
+std::mutex& library_mutex();
+
+// Where a dataset's rows lie in its file, for moving them by plain positional reads and writes
+// (io/raw_rows.hpp) instead of through HDF5. Given only where those bytes are exactly what HDF5
+// would read or write: a plain file (HDF5's default driver, no user block), the dataset stored
+// contiguously or in chunks of whole rows with no filters, every chunk placed in the file, and
+// the stored type the little-endian one of the memory type.
+struct RawLayout {
+  int64_t row_bytes = 0;
+  int64_t chunk_rows = 0;              // rows per chunk; all rows where storage is contiguous
+  std::vector<int64_t> chunk_offsets;  // file offset of chunk i, which holds rows from i*chunk_rows
+  int64_t end() const { return chunk_offsets.empty() ? 0 : *std::max_element(chunk_offsets.begin(), chunk_offsets.end()) + chunk_rows * row_bytes; }
+};
 
 // The most bytes the io layer allocates for one read (a dataset's rows, a whole KV cache, the
 // per-row stats of a check); also the largest chunk a dataset may declare, since reading one
@@ -166,6 +185,10 @@ class Dataset : public Object {
   void read_rows(Scalar mem, int64_t first, int64_t count, void* out) const;
   void write_rows(Scalar mem, int64_t first, int64_t count, const void* in);
 
+  // The rows' places in the file for memory type `mem`, or nothing where they must go through
+  // HDF5 (see RawLayout). Empty datasets have none.
+  std::optional<RawLayout> raw_layout(Scalar mem) const;
+
  private:
   friend class File;
   Dataset(Handle handle, std::string file_path, std::string name);
@@ -215,6 +238,11 @@ class File : public Object {
   void flush();
   void close();
   bool is_open() const { return handle_.valid(); }
+
+  // A new descriptor of the open file (dup of HDF5's own, same access mode) for positional
+  // reads and writes beside HDF5, or -1 where the file is not a plain file opened by HDF5's
+  // default driver with no user block (a file image in memory, say). The caller closes it.
+  int raw_descriptor() const;
 
  private:
   File(Handle handle, std::string path) : Object(std::move(handle), std::move(path), "/") {}

@@ -1,11 +1,15 @@
 #include "io/results.hpp"
 
+#include <unistd.h>
+
 #include <array>
 #include <filesystem>
+#include <mutex>
 #include <optional>
 
 #include "common/error.hpp"
 #include "io/h5.hpp"
+#include "io/raw_rows.hpp"
 #include "io/schema.hpp"
 #include "kernels/shapes.hpp"
 
@@ -69,15 +73,50 @@ bool same_workload(const std::string& a, const std::string& b) {
 
 }  // namespace
 
+// Results files larger than this are placed in the page cache at creation up to here only;
+// rows past it are written into pages placed on first touch (slower, about 5 GB/s).
+constexpr int64_t kPrefaultBytes = int64_t{8} << 30;
+
 struct ResultsFile::Impl {
   h5::File file;
   ResultsMeta meta;
   std::string path;
   std::array<std::optional<h5::Dataset>, kNumResults> ds;
   int64_t completed = 0;
+  // Rows written through a shared mapping of the file where their datasets lie plainly in it
+  // (always for files this program created; see io/raw_rows.hpp).
+  std::unique_ptr<ParallelFile> raw;
+  std::array<std::optional<h5::RawLayout>, kNumResults> layouts;
 
   void require_open(const char* call) const {
     if (!file.is_open()) fail(path, ": ", call, " after close()");
+  }
+
+  // Maps the row datasets' chunks for writing; `prefault`: places their pages first.
+  void use_raw_writes(bool prefault) {
+    if (meta.io_threads <= 0) return;
+    const int fd = file.raw_descriptor();
+    if (fd < 0) return;
+    int64_t end = 0, row_bytes = 0;
+    for (int id = 0; id < kNumResults; ++id) {
+      if (!ds[id] || specs()[id].by_batch) continue;
+      layouts[id] = ds[id]->raw_layout(specs()[id].type);
+      if (layouts[id]) {
+        end = std::max(end, layouts[id]->end());
+        row_bytes += layouts[id]->row_bytes;
+      }
+    }
+    if (end == 0) {
+      ::close(fd);
+      return;
+    }
+    raw = std::make_unique<ParallelFile>(fd, path, meta.io_threads, end);
+    if (!prefault) return;
+    const int64_t rows = std::min(meta.rows, kPrefaultBytes / std::max<int64_t>(row_bytes, 1));
+    std::vector<RawExtent> extents;
+    for (const auto& layout : layouts)
+      if (layout) append_row_extents(*layout, 0, rows, nullptr, extents);
+    raw->prefault(extents);
   }
 };
 
@@ -116,6 +155,7 @@ ResultsFile ResultsFile::create(const std::string& path, const ResultsMeta& meta
     m->ds[id] = std::move(d);
   }
   f.flush();  // a valid file that claims nothing yet
+  m->use_raw_writes(/*prefault=*/true);
   return ResultsFile(std::move(m));
 }
 
@@ -153,6 +193,7 @@ ResultsFile ResultsFile::open_for_resume(const std::string& path, const ResultsM
   m->completed = f.read_int_attribute("completed_batches");
   if (m->completed < 0 || m->completed > meta.num_batches)
     fail(path, ": completed_batches = ", m->completed, " outside [0, ", meta.num_batches, "]");
+  m->use_raw_writes(/*prefault=*/false);
   return ResultsFile(std::move(m));
 }
 
@@ -160,16 +201,26 @@ void ResultsFile::write_rows(int64_t first, int64_t count, const int32_t* topk,
                              const uint16_t* output, const float* lse) {
   Impl& m = *impl_;
   m.require_open("write_rows");
+  std::vector<RawExtent> extents;
   auto write = [&](ResultId id, const auto* values) {
     if (!m.ds[id]) return;  // not written by this stage
     if (values == nullptr)
       fail(m.path, ": write_rows: stage ", stage_name(m.meta.stage), " writes ", specs()[id].path,
            ", but no values were given");
-    m.ds[id]->write_rows(first, count, values);
+    h5::Dataset& d = *m.ds[id];
+    if (first < 0 || count < 0 || first > d.rows() || count > d.rows() - first)
+      fail(d.where(), ": cannot write rows ", h5::range_text(first, count), ", the dataset has ", d.rows(), " rows");
+    if (m.raw && m.layouts[id]) {
+      append_row_extents(*m.layouts[id], first, count, const_cast<void*>(static_cast<const void*>(values)), extents);
+      return;
+    }
+    std::lock_guard<std::mutex> lock(h5::library_mutex());
+    d.write_rows(first, count, values);
   };
   write(kTopk, topk);
   write(kOutput, output);
   write(kLse, lse);
+  if (!extents.empty()) m.raw->write(extents, "writing rows " + h5::range_text(first, count));
 }
 
 void ResultsFile::write_batch(int64_t batch, int32_t ranks, double seconds) {
@@ -177,6 +228,7 @@ void ResultsFile::write_batch(int64_t batch, int32_t ranks, double seconds) {
   m.require_open("write_batch");
   if (batch < 0 || batch >= m.meta.num_batches)
     fail(m.path, ": write_batch: batch ", batch, " outside [0, ", m.meta.num_batches, ")");
+  std::lock_guard<std::mutex> lock(h5::library_mutex());
   m.ds[kBatchRanks]->write_rows(batch, 1, &ranks);
   m.ds[kBatchSeconds]->write_rows(batch, 1, &seconds);
 }
@@ -186,6 +238,7 @@ void ResultsFile::set_completed_batches(int64_t n) {
   m.require_open("set_completed_batches");
   if (n < 0 || n > m.meta.num_batches)
     fail(m.path, ": completed_batches ", n, " outside [0, ", m.meta.num_batches, "]");
+  std::lock_guard<std::mutex> lock(h5::library_mutex());
   m.file.flush();  // the rows first, then the claim that they are there
   m.file.write_int_attribute("completed_batches", n);
   m.file.flush();
@@ -194,10 +247,22 @@ void ResultsFile::set_completed_batches(int64_t n) {
 
 int64_t ResultsFile::completed_batches() const { return impl_->completed; }
 
+int ResultsFile::io_threads() const { return impl_->raw ? impl_->raw->threads() : 0; }
+
+std::vector<std::string> ResultsFile::written_through_hdf5() const {
+  const Impl& m = *impl_;
+  std::vector<std::string> out;
+  for (int id = 0; id < kNumResults; ++id)
+    if (m.ds[id] && !specs()[id].by_batch && !(m.raw && m.layouts[id])) out.emplace_back(specs()[id].path);
+  return out;
+}
+
 void ResultsFile::close() {
   if (!impl_) return;
   Impl& m = *impl_;
   if (!m.file.is_open()) return;
+  m.raw.reset();  // rows written through the mapping are in the page cache already
+  std::lock_guard<std::mutex> lock(h5::library_mutex());
   m.file.flush();
   for (auto& d : m.ds) d.reset();
   m.file.close();

@@ -18,6 +18,9 @@ struct ResultsMeta {
   std::string program_version;
   int64_t rows = 0;
   int64_t num_batches = 0;
+  // Threads that copy rows into the file, where its datasets lie plainly in it (io/raw_rows.hpp);
+  // 0 writes through HDF5.
+  int io_threads = 1;
 };
 
 class ResultsFile {
@@ -35,12 +38,18 @@ class ResultsFile {
 
   // Rows [first, first + count). Pointers the stage does not write may be null:
   // topk [count, 2048] int32, output [count, 16, 512] bf16, lse [count, 16] float32.
+  // write_rows, write_batch and set_completed_batches may run beside WorkloadFile's reads in
+  // another thread (they take h5::library_mutex around HDF5 calls).
   void write_rows(int64_t first, int64_t count, const int32_t* topk, const uint16_t* output,
                   const float* lse);
   void write_batch(int64_t batch, int32_t ranks, double seconds);
   // Flushes everything written so far, then records that batches [0, n) are complete.
   void set_completed_batches(int64_t n);
   int64_t completed_batches() const;
+  // Threads copying rows into the file (0: every row goes through HDF5), and the row datasets
+  // that go through HDF5 all the same (a reopened file laid out otherwise).
+  int io_threads() const;
+  std::vector<std::string> written_through_hdf5() const;
   void close();
 
  private:

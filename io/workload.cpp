@@ -11,6 +11,7 @@
 
 #include "common/error.hpp"
 #include "io/h5.hpp"
+#include "io/raw_rows.hpp"
 #include "io/schema.hpp"
 #include "kernels/shapes.hpp"
 
@@ -267,10 +268,41 @@ struct WorkloadFile::Impl {
   Stage stage = Stage::pipeline;
   WorkloadInfo info;
   DatasetSlots ds;
+  // Positional reads, for the datasets of the stage whose rows lie plainly in the file.
+  std::unique_ptr<ParallelFile> raw;
+  std::array<std::optional<h5::RawLayout>, kNumDatasets> layouts;
 
   const h5::Dataset& need(DatasetId id) const { return *ds[id]; }
   void open_and_check();
+  void use_raw_reads(int threads);
+
+  // Rows [first, first + count) of dataset `id` into `out`: queued in `extents` where the
+  // rows can be read raw (read_extents then reads them), else read through HDF5 now.
+  void read(DatasetId id, int64_t first, int64_t count, void* out, std::vector<RawExtent>& extents) const {
+    const h5::Dataset& d = need(id);
+    if (raw && layouts[id]) {
+      append_row_extents(*layouts[id], first, count, out, extents);
+      return;
+    }
+    std::lock_guard<std::mutex> lock(h5::library_mutex());
+    d.read_rows(specs()[id].type, first, count, out);
+  }
+  void read_extents(const std::vector<RawExtent>& extents, int64_t first, int64_t count) const {
+    if (!extents.empty()) raw->read(extents, "rows " + h5::range_text(first, count));
+  }
 };
+
+void WorkloadFile::Impl::use_raw_reads(int threads) {
+  raw.reset();
+  layouts = {};
+  if (threads <= 0) return;
+  const int fd = file.raw_descriptor();
+  if (fd < 0) return;  // a file image in memory, or a driver we cannot see past
+  raw = std::make_unique<ParallelFile>(fd, info.path, threads);
+  for (int id = 0; id < kNumDatasets; ++id)
+    if (ds[id] && specs()[id].extent != Extent::batches && stage_reads(stage, static_cast<DatasetId>(id)))
+      layouts[id] = ds[id]->raw_layout(specs()[id].type);
+}
 
 void WorkloadFile::Impl::open_and_check() {
   const std::string& path = info.path;
@@ -358,6 +390,21 @@ WorkloadFile::WorkloadFile(const std::string& path, Stage stage) : impl_(std::ma
   impl_->stage = stage;
   impl_->file = h5::File::open(path, /*writable=*/false);
   impl_->open_and_check();
+  impl_->use_raw_reads(1);
+}
+
+void WorkloadFile::set_io_threads(int threads) { impl_->use_raw_reads(threads); }
+
+int WorkloadFile::io_threads() const { return impl_->raw ? impl_->raw->threads() : 0; }
+
+std::vector<std::string> WorkloadFile::read_through_hdf5() const {
+  const Impl& m = *impl_;
+  std::vector<std::string> out;
+  for (int id = 0; id < kNumDatasets; ++id)
+    if (m.ds[id] && specs()[id].extent != Extent::batches && stage_reads(m.stage, static_cast<DatasetId>(id)) &&
+        !(m.raw && m.layouts[id]))
+      out.emplace_back(specs()[id].path);
+  return out;
 }
 
 WorkloadFile::WorkloadFile(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -491,11 +538,12 @@ QueryRows WorkloadFile::read_rows(int64_t first, int64_t count) const {
   QueryRows out;
   out.first = first;
   out.count = count;
+  std::vector<RawExtent> extents;
   auto read = [&](DatasetId id, auto& values) {
     if (!stage_reads(m.stage, id)) return;
     const h5::Dataset& d = m.need(id);
     schema::resize_or_fail(values, count * d.row_elements(), d.where());
-    d.read_rows(first, count, values.data());
+    m.read(id, first, count, values.data(), extents);
   };
   read(kSeqLens, out.seq_lens);
   read(kBlockTable, out.block_table);
@@ -505,6 +553,7 @@ QueryRows WorkloadFile::read_rows(int64_t first, int64_t count) const {
   read(kQNope, out.q_nope);
   read(kQPe, out.q_pe);
   read(kSparse, out.sparse_indices);
+  m.read_extents(extents, first, count);
   return out;
 }
 
@@ -579,11 +628,11 @@ RowsView WorkloadFile::read_rows_into(int64_t first, int64_t count, const RowBuf
   RowsView out;
   out.first = first;
   out.count = count;
+  std::vector<RawExtent> extents;
   auto read = [&](DatasetId id, auto* buffer, auto& field) {
     if (!stage_reads(m.stage, id)) return;
-    const h5::Dataset& d = m.need(id);
-    DSA_REQUIRE(buffer != nullptr, d.where(), ": no buffer to read into");
-    d.read_rows(first, count, buffer);
+    DSA_REQUIRE(buffer != nullptr, m.need(id).where(), ": no buffer to read into");
+    m.read(id, first, count, buffer, extents);
     field = buffer;
   };
   if (stage_reads(m.stage, kBlockTable)) {
@@ -598,6 +647,7 @@ RowsView WorkloadFile::read_rows_into(int64_t first, int64_t count, const RowBuf
   read(kQNope, dst.q_nope, out.q_nope);
   read(kQPe, dst.q_pe, out.q_pe);
   read(kSparse, dst.sparse_indices, out.sparse_indices);
+  m.read_extents(extents, first, count);
   return out;
 }
 
@@ -606,15 +656,17 @@ KvCache WorkloadFile::read_kv() const {
   KvCache out;
   out.first_page = 0;
   out.num_pages = m.info.num_pages;
+  std::vector<RawExtent> extents;
   auto read = [&](DatasetId id, auto& values) {
     if (!stage_reads(m.stage, id)) return;
     const h5::Dataset& d = m.need(id);
     schema::resize_or_fail(values, d.rows() * d.row_elements(), d.where());
-    d.read_rows(0, d.rows(), values.data());
+    m.read(id, 0, d.rows(), values.data(), extents);
   };
   read(kIndexK, out.index_k);
   read(kCkv, out.ckv);
   read(kKpe, out.kpe);
+  if (!extents.empty()) m.raw->read(extents, "the KV caches");
   return out;
 }
 

@@ -163,7 +163,11 @@ class WorkloadFile {
   // streaming the KV caches in chunks of at most 16 MiB.
   RowStats check_contents() const;
 
-  // Rows [first, first + count) of the datasets the stage needs (hyperslab reads).
+  // Rows [first, first + count) of the datasets the stage needs. Rows that lie plainly in the
+  // file (h5::RawLayout: uncompressed, chunked by whole rows or contiguous) are read by
+  // positional reads on io_threads() threads; others through HDF5. read_rows, read_rows_into
+  // and read_kv may run beside ResultsFile's writes in another thread (they take
+  // h5::library_mutex around HDF5 calls); one at a time per WorkloadFile.
   QueryRows read_rows(int64_t first, int64_t count) const;
   // The same rows, read straight into `dst` (count <= dst.capacity; every dataset the stage
   // reads needs a buffer); returns their view.
@@ -171,6 +175,14 @@ class WorkloadFile {
 
   // The whole KV caches the stage needs.
   KvCache read_kv() const;
+
+  // Threads for the positional reads (1 after opening a file on disk); 0 reads everything
+  // through HDF5. A file image in memory is always read through HDF5 (io_threads() is 0).
+  void set_io_threads(int threads);
+  int io_threads() const;
+  // The datasets the stage reads rows of that go through HDF5 all the same (compressed, chunks
+  // that cut rows, another byte order, chunks never written; or io_threads() is 0).
+  std::vector<std::string> read_through_hdf5() const;
 
  private:
   struct Impl;

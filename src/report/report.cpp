@@ -65,6 +65,14 @@ void JobReport::print_header(std::ostream& out) const {
   out << "# " << header_.ranks << " rank(s) on " << hosts.size() << " host(s), backend " << header_.backend
       << ", " << header_.threads_per_rank << " thread(s) per rank, ranks per batch: " << header_.rank_policy
       << "\n";
+  out << "# file I/O: " << header_.io_threads << " thread(s) per rank";
+  if (header_.io_through_hdf5.empty()) {
+    out << ", every row read and written directly\n";
+  } else {
+    out << "; through HDF5 (one thread at a time, slower):";
+    for (const std::string& d : header_.io_through_hdf5) out << " " << d;
+    out << "\n";
+  }
   for (size_t r = 0; r < header_.hosts.size(); ++r) {
     out << "#   rank " << r << " -> " << header_.hosts[r];
     if (r < header_.devices.size()) out << " -> " << header_.devices[r];
@@ -173,6 +181,8 @@ void JobReport::write_json(const std::string& path) const {
       {"results", header_.results_path},
       {"ranks", header_.ranks},
       {"threads_per_rank", header_.threads_per_rank},
+      {"io_threads", header_.io_threads},
+      {"io_through_hdf5", header_.io_through_hdf5},
       {"hosts", header_.hosts},
       {"devices", header_.devices},
       {"rank_policy", header_.rank_policy},

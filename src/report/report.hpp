@@ -26,6 +26,8 @@ struct JobHeader {
   std::string results_path;
   int ranks = 1;
   int threads_per_rank = 1;
+  int io_threads = 0;  // threads per rank for positional file I/O (0: all through HDF5)
+  std::vector<std::string> io_through_hdf5;  // row datasets read or written through HDF5 all the same
   std::vector<std::string> hosts;    // by rank
   std::vector<std::string> devices;  // by rank ("cpu" or the GPU's name and ordinal)
   int64_t rows = 0;

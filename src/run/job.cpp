@@ -4,7 +4,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <future>
-#include <mutex>
 #include <iostream>
 #include <optional>
 #include <sstream>
@@ -64,9 +63,17 @@ void write_reports(const JobOptions& o, const report::JobHeader& header, const r
   if (!o.fib_traces.empty()) import::write_fib_traces(o.fib_traces, header, report.batches(), fib_tags);
 }
 
+// Threads a rank gives to file I/O by default: its share of the node's cores, at most 8 (a
+// batch's rows and results are a few tens of MB; 8 threads read them at memory speed).
+int io_threads_share(const comm::World& world) {
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::clamp(cores / std::max(1, world.local_size()), 1, 8);
+}
+
 }  // namespace
 
 int run_job(const JobOptions& o, const comm::World& world) {
+  const int io_threads = o.io_threads > 0 ? o.io_threads : io_threads_share(world);
   // --- 1. Open and check the workload (structure on every rank, contents on rank 0). ---------
   std::optional<io::WorkloadFile> workload;
   io::RowStats stats;
@@ -74,6 +81,7 @@ int run_job(const JobOptions& o, const comm::World& world) {
   if (!collectively(world, [&] {
         comm::check_slurm_world(world.size(), std::getenv("SLURM_NTASKS"), std::getenv("SLURM_JOB_ID"));
         workload.emplace(o.workload, o.stage);
+        workload->set_io_threads(io_threads);
         if (world.is_root()) {
           stats = workload->check_contents();
           if (!o.fib_traces.empty()) {
@@ -118,6 +126,8 @@ int run_job(const JobOptions& o, const comm::World& world) {
   header.results_path = o.results;
   header.ranks = world.size();
   header.threads_per_rank = backend->threads();
+  header.io_threads = workload->io_threads();
+  header.io_through_hdf5 = workload->read_through_hdf5();
   header.hosts = world.hosts();
   header.devices = world.all_gather(backend->device());
   header.rows = info.rows;
@@ -140,6 +150,7 @@ int run_job(const JobOptions& o, const comm::World& world) {
         meta.program_version = DSA_VERSION;
         meta.rows = info.rows;
         meta.num_batches = info.num_batches();
+        meta.io_threads = io_threads;
         if (o.resume && std::filesystem::exists(o.results)) {
           results.emplace(io::ResultsFile::open_for_resume(o.results, meta));
           first_batch = results->completed_batches();
@@ -150,6 +161,8 @@ int run_job(const JobOptions& o, const comm::World& world) {
     return kExitFailed;
   first_batch = world.max(first_batch);  // only rank 0 knows it
   if (world.is_root()) {
+    for (const std::string& d : results->written_through_hdf5()) header.io_through_hdf5.push_back(o.results + ":" + d);
+    report.set_header(header);
     report.print_header(std::cout);
     if (o.resume && first_batch > 0)
       std::cout << "# resuming: " << first_batch << " of " << info.num_batches() << " batches already in "
@@ -209,13 +222,12 @@ int run_job(const JobOptions& o, const comm::World& world) {
   // --- 5. The batches. --------------------------------------------------------------------------
   // Overlapped: batch b+1's rows are read (a reader thread) while batch b computes, and rank 0
   // writes batch b (a writer thread) while batch b+1 computes; results alternate between two
-  // host buffer sets so the write and the next download never share one. HDF5 is called from
-  // those two threads only, one at a time (h5_mutex).
+  // host buffer sets so the write and the next download never share one. The io layer keeps
+  // those two threads out of HDF5 at the same time.
   const float sm_scale = sm_scale_of(info);
   Watchdog watchdog(o.timeout, world.rank());
   const int me = world.rank();
-  std::mutex h5_mutex;
-  double background_read = 0, background_write = 0;  // seconds the threads spent (under h5_mutex)
+  double background_read = 0, background_write = 0;  // seconds the reader and writer spent
   // A rank's rows of a batch: read straight into the backend's staging buffers of the batch's
   // slot where it has them (page-locked memory on a GPU, which uploads at the full link
   // rate), else into host vectors.
@@ -228,7 +240,6 @@ int run_job(const JobOptions& o, const comm::World& world) {
     const int64_t first = p.begin(me), count = p.end(me) - p.begin(me);
     Slice s;
     if (count > 0) {
-      std::lock_guard<std::mutex> lock(h5_mutex);
       const double t = report::now_seconds();
       const io::RowBuffers staging = backend->staging(static_cast<int>(b % 2));
       if (staging.capacity >= count) {
@@ -300,7 +311,6 @@ int run_job(const JobOptions& o, const comm::World& world) {
       split.write = lap();
       const double seconds = report::now_seconds() - t0;
       writing = std::async(std::launch::async, [&, plan, host, seconds] {
-        std::lock_guard<std::mutex> lock(h5_mutex);
         const double t = report::now_seconds();
         results->write_rows(plan.first_row, plan.rows, host.topk, host.output, host.lse);
         results->write_batch(plan.batch, plan.ranks, seconds);

@@ -33,6 +33,9 @@ std::optional<JobOptions> parse_options(int argc, char** argv, std::ostream& hel
       "'dsa-bench calibrate', or none (built-in estimates)")(
       "threads", po::value(&o.threads)->default_value(0),
       "CPU backend threads per rank (0 = the node's cores shared among its ranks)")(
+      "io-threads", po::value(&o.io_threads)->default_value(0),
+      "threads per rank reading rows from the workload and writing results, where the files\n"
+      "store them uncompressed (0 = the node's cores shared among its ranks, at most 8)")(
       "report", po::value(&o.report), "also write the header, per-batch figures and summary as JSON here")(
       "fib-traces", po::value(&o.fib_traces),
       "also write one FlashInfer-Bench trace per batch (JSONL) here; the workload must come from\n"
@@ -81,6 +84,7 @@ std::optional<JobOptions> parse_options(int argc, char** argv, std::ostream& hel
   }
   if (o.calibration.empty()) throw UsageError("dsa-run: --calibration takes measure, none or a file");
   if (o.threads < 0) throw UsageError("dsa-run: --threads must be >= 0");
+  if (o.io_threads < 0) throw UsageError("dsa-run: --io-threads must be >= 0");
   if (!(o.timeout >= 0)) throw UsageError("dsa-run: --timeout must be >= 0 seconds");
   if (o.resume && o.force) throw UsageError("dsa-run: --resume and --force contradict each other");
   return o;
