@@ -3,6 +3,7 @@
 # steps, seq_len ~8K, one shared KV cache) through dsa-run --stage pipeline, with the file in
 # the page cache; prints the wall time of the batches against the sum of their kernel times.
 # usage: stream-check.sh BIN_DIR OUT_DIR [dsa-gen options...]
+# RUN_ARGS (environment): more dsa-run options, e.g. "--io-threads 1"; NAME: the outputs' name.
 set -uo pipefail
 bin=$1 out=$2; shift 2
 mkdir -p "$out"
@@ -10,9 +11,11 @@ work=${WORK_DIR:-$(mktemp -d)}
 w="$work/decode.h5"
 [ -f "$w" ] || "$bin/dsa-gen" --preset decode --seed 5 --out "$w" "$@" || exit 1
 cat "$w" > /dev/null  # into the page cache
-"$bin/dsa-run" -w "$w" -o "$work/decode-results.h5" -s pipeline --force --report "$out/decode-pipeline.json" \
-  2>&1 | tee "$out/decode-pipeline.txt" || exit 1
-python3 - "$out/decode-pipeline.json" <<'PY'
+name=${NAME:-decode-pipeline}
+# shellcheck disable=SC2086
+"$bin/dsa-run" -w "$w" -o "$work/decode-results.h5" -s pipeline --force --report "$out/$name.json" ${RUN_ARGS:-} \
+  2>&1 | tee "$out/$name.txt" || exit 1
+python3 - "$out/$name.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 b = d["batches"]

@@ -73,7 +73,7 @@ int io_threads_share(const comm::World& world) {
 }  // namespace
 
 int run_job(const JobOptions& o, const comm::World& world) {
-  const int io_threads = o.io_threads > 0 ? o.io_threads : io_threads_share(world);
+  const int io_threads = o.io_threads >= 0 ? o.io_threads : io_threads_share(world);
   // --- 1. Open and check the workload (structure on every rank, contents on rank 0). ---------
   std::optional<io::WorkloadFile> workload;
   io::RowStats stats;

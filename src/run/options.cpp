@@ -12,7 +12,7 @@ namespace dsa::run {
 
 std::optional<JobOptions> parse_options(int argc, char** argv, std::ostream& help_out) {
   JobOptions o;
-  std::string stage, ranks = "auto";
+  std::string stage, ranks = "auto", io_threads = "auto";
   po::options_description opts(
       "Usage: [mpirun -np N] dsa-run --workload W.h5 --out R.h5 --stage indexer|attention|pipeline [options]\n\n"
       "Runs DeepSeek Sparse Attention over a recorded workload: the indexer's top-2048 tokens and/or\n"
@@ -33,9 +33,10 @@ std::optional<JobOptions> parse_options(int argc, char** argv, std::ostream& hel
       "'dsa-bench calibrate', or none (built-in estimates)")(
       "threads", po::value(&o.threads)->default_value(0),
       "CPU backend threads per rank (0 = the node's cores shared among its ranks)")(
-      "io-threads", po::value(&o.io_threads)->default_value(0),
-      "threads per rank reading rows from the workload and writing results, where the files\n"
-      "store them uncompressed (0 = the node's cores shared among its ranks, at most 8)")(
+      "io-threads", po::value(&io_threads)->default_value("auto"),
+      "threads per rank reading rows from the workload and writing results where the files\n"
+      "store them plainly (uncompressed): auto (the node's cores shared among its ranks, at\n"
+      "most 8), a number, or 0 (everything through HDF5, one thread at a time)")(
       "report", po::value(&o.report), "also write the header, per-batch figures and summary as JSON here")(
       "fib-traces", po::value(&o.fib_traces),
       "also write one FlashInfer-Bench trace per batch (JSONL) here; the workload must come from\n"
@@ -84,7 +85,15 @@ std::optional<JobOptions> parse_options(int argc, char** argv, std::ostream& hel
   }
   if (o.calibration.empty()) throw UsageError("dsa-run: --calibration takes measure, none or a file");
   if (o.threads < 0) throw UsageError("dsa-run: --threads must be >= 0");
-  if (o.io_threads < 0) throw UsageError("dsa-run: --io-threads must be >= 0");
+  if (io_threads != "auto") {
+    try {
+      size_t used = 0;
+      o.io_threads = std::stoi(io_threads, &used);
+      if (used != io_threads.size() || o.io_threads < 0 || o.io_threads > 256) throw std::invalid_argument(io_threads);
+    } catch (const std::exception&) {
+      throw UsageError("dsa-run: --io-threads takes 'auto' or a number from 0 to 256, not '" + io_threads + "'");
+    }
+  }
   if (!(o.timeout >= 0)) throw UsageError("dsa-run: --timeout must be >= 0 seconds");
   if (o.resume && o.force) throw UsageError("dsa-run: --resume and --force contradict each other");
   return o;

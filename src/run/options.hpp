@@ -23,7 +23,7 @@ struct JobOptions {
   int ranks = 0;                 // ranks per batch: 0 = auto
   std::string calibration = "measure";  // measure | none | a calibration file
   int threads = 0;               // CPU threads per rank: 0 = this rank's share of the node's cores
-  int io_threads = 0;            // threads reading rows and writing results: 0 = this rank's share, at most 8
+  int io_threads = -1;           // threads reading rows and writing results: -1 = auto, 0 = all through HDF5
   bool quiet = false;            // no per-batch progress lines
 };
 

@@ -19,7 +19,8 @@ std::optional<JobOptions> parse(std::vector<std::string> args, std::string* help
 
 TEST(Options, ParsesAFullCommandLine) {
   const auto o = parse({"--workload", "w.h5", "--out", "r.h5", "--stage", "attention", "--backend", "cpu",
-                        "--ranks", "3", "--report", "r.json", "--force", "--threads", "2"});
+                        "--ranks", "3", "--report", "r.json", "--force", "--threads", "2",
+                        "--io-threads", "0"});
   ASSERT_TRUE(o);
   EXPECT_EQ(o->workload, "w.h5");
   EXPECT_EQ(o->results, "r.h5");
@@ -29,6 +30,7 @@ TEST(Options, ParsesAFullCommandLine) {
   EXPECT_EQ(o->report, "r.json");
   EXPECT_TRUE(o->force);
   EXPECT_EQ(o->threads, 2);
+  EXPECT_EQ(o->io_threads, 0);  // everything through HDF5
 }
 
 TEST(Options, DefaultsAreAutoAndNoForce) {
@@ -36,6 +38,7 @@ TEST(Options, DefaultsAreAutoAndNoForce) {
   ASSERT_TRUE(o);
   EXPECT_EQ(o->backend, "auto");
   EXPECT_EQ(o->ranks, 0);
+  EXPECT_EQ(o->io_threads, -1);  // auto
   EXPECT_FALSE(o->force);
 }
 
@@ -56,6 +59,8 @@ TEST(Options, BadCommandLinesAreUsageErrors) {
   EXPECT_THROW(parse({"-w", "w.h5", "-o", "r.h5", "-s", "indexer", "--ranks", "2x"}), UsageError);
   EXPECT_THROW(parse({"-w", "w.h5", "-o", "r.h5", "-s", "indexer", "--bogus"}), UsageError);
   EXPECT_THROW(parse({"-w", "w.h5", "-o", "r.h5", "-s", "indexer", "--threads", "-1"}), UsageError);
+  EXPECT_THROW(parse({"-w", "w.h5", "-o", "r.h5", "-s", "indexer", "--io-threads", "-1"}), UsageError);
+  EXPECT_THROW(parse({"-w", "w.h5", "-o", "r.h5", "-s", "indexer", "--io-threads", "many"}), UsageError);
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # dsa-bench calibrate writes a curve that dsa-run --calibration plans from (results identical
 # to one rank), a bad calibration file is refused with its name, and the scaling sweep covers
-# every size x rank count + auto with bit-identical results, as a table, CSV and JSON.
+# every size x rank count + auto with bit-identical results, as a table, CSV and JSON. Results
+# read and written through HDF5 alone (--io-threads 0) are the same as through raw rows.
 # usage: calibration_scaling.sh BIN_DIR COMPARE_RESULTS MPIEXEC WORK_DIR
 set -euo pipefail
 bin=$1 compare=$2 mpiexec=$3 work=$4
@@ -20,7 +21,11 @@ for s in ("indexer", "attention", "pipeline"):
 print("cal.json: 3 stages")
 PY
 
-"$bin/dsa-run" -w w.h5 -o one.h5 -s pipeline --backend cpu -q
+"$bin/dsa-run" -w w.h5 -o one.h5 -s pipeline --backend cpu -q --io-threads 3 | tee one.txt
+grep -q "file I/O: 3 thread(s) per rank, every row read and written directly" one.txt || fail "raw rows not in use"
+"$bin/dsa-run" -w w.h5 -o hdf5.h5 -s pipeline --backend cpu -q --io-threads 0 | tee hdf5.txt
+grep -q "file I/O: 0 thread(s) per rank; through HDF5" hdf5.txt || fail "--io-threads 0 still reads rows directly"
+"$compare" one.h5 hdf5.h5
 "$mpiexec" -np 3 "$bin/dsa-run" -w w.h5 -o cal3.h5 -s pipeline --backend cpu --threads 1 -q \
   --calibration cal.json --report cal3.json | tee run.txt
 grep -q "rank choice: auto, compute costs cal.json" run.txt || fail "the header does not name the calibration file"
