@@ -181,22 +181,28 @@ std::vector<ParallelFile::Piece> ParallelFile::pieces(const std::vector<RawExten
   return out;
 }
 
+void ParallelFile::read_piece(const RawExtent& e, int64_t offset, int64_t bytes, const std::string& what) {
+  int64_t done = 0;
+  while (done < bytes) {
+    const int64_t at = e.file_offset + offset + done;
+    const ssize_t n = ::pread(fd_, e.memory + offset + done, static_cast<std::size_t>(bytes - done), static_cast<off_t>(at));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail(path_, ": ", what, ": reading ", bytes - done, " bytes at offset ", at, ": ", std::strerror(errno));
+    if (n == 0) fail(path_, ": ", what, ": the file ends at offset ", at, ", before the dataset's data");
+    done += n;
+  }
+}
+
 void ParallelFile::read(const std::vector<RawExtent>& extents, const std::string& what) {
   const std::vector<Piece> ps = pieces(extents);
   pool_.run(static_cast<int64_t>(ps.size()), [&](int64_t i) {
     const Piece& p = ps[static_cast<std::size_t>(i)];
-    const RawExtent& e = extents[p.extent];
-    int64_t done = 0;
-    while (done < p.bytes) {
-      const int64_t at = e.file_offset + p.offset + done;
-      const ssize_t n = ::pread(fd_, e.memory + p.offset + done, static_cast<std::size_t>(p.bytes - done),
-                                static_cast<off_t>(at));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) fail(path_, ": ", what, ": reading ", p.bytes - done, " bytes at offset ", at, ": ", std::strerror(errno));
-      if (n == 0) fail(path_, ": ", what, ": the file ends at offset ", at, ", before the dataset's data");
-      done += n;
-    }
+    read_piece(extents[p.extent], p.offset, p.bytes, what);
   });
+}
+
+void ParallelFile::read_here(const std::vector<RawExtent>& extents, const std::string& what) {
+  for (const RawExtent& e : extents) read_piece(e, 0, e.bytes, what);
 }
 
 void ParallelFile::write(const std::vector<RawExtent>& extents, const std::string& what) {

@@ -67,6 +67,9 @@ class ParallelFile {
 
   // Reads the extents (pread, in parallel). `what` names the data in messages.
   void read(const std::vector<RawExtent>& extents, const std::string& what);
+  // The same on the calling thread alone: for work already spread over pool().
+  void read_here(const std::vector<RawExtent>& extents, const std::string& what);
+  WorkerPool& pool() { return pool_; }
   // Writes the extents through the mapping (which must cover them), in parallel.
   void write(const std::vector<RawExtent>& extents, const std::string& what);
   // Places the pages of the extents (file ranges; `memory` unused) in the page cache, writable,
@@ -79,6 +82,7 @@ class ParallelFile {
     int64_t offset, bytes;  // within the extent
   };
   static std::vector<Piece> pieces(const std::vector<RawExtent>& extents);
+  void read_piece(const RawExtent& e, int64_t offset, int64_t bytes, const std::string& what);
   int fd_ = -1;
   std::string path_;
   char* map_ = nullptr;

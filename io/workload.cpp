@@ -137,6 +137,12 @@ struct Tally {
   int64_t inf = 0;
   int64_t first_row = -1;
 
+  // Counts of a later part of the dataset.
+  void merge(const Tally& later) {
+    if (first_row < 0) first_row = later.first_row;
+    nan += later.nan;
+    inf += later.inf;
+  }
   void add(int64_t row, int64_t nans, int64_t infs) {
     if (nans + infs == 0) return;
     if (first_row < 0) first_row = row;
@@ -199,24 +205,6 @@ void count_index_page(int64_t page, std::span<const uint8_t> v, Tally& fp8, Tall
     count_f32_bits(bits, nans, infs);
   }
   scales.add(page, nans, infs);
-}
-
-// Calls row_fn(row, values of that row) for every row of `d`, reading bounded chunks.
-template <typename T, typename RowFn>
-void scan_rows(const h5::Dataset& d, RowFn&& row_fn) {
-  const int64_t rows = d.rows();
-  const int64_t per_row = d.row_elements();
-  if (rows == 0 || per_row == 0) return;
-  const int64_t step = check_chunk_rows(per_row * static_cast<int64_t>(sizeof(T)));
-  std::vector<T> chunk;
-  schema::resize_or_fail(chunk, std::min(step, rows) * per_row, d.where());
-  for (int64_t first = 0; first < rows; first += step) {
-    const int64_t count = std::min(step, rows - first);
-    d.read_rows(first, count, chunk.data());
-    for (int64_t i = 0; i < count; ++i)
-      row_fn(first + i, std::span<const T>(chunk.data() + i * per_row,
-                                           static_cast<std::size_t>(per_row)));
-  }
 }
 
 }  // namespace
@@ -289,6 +277,42 @@ struct WorkloadFile::Impl {
   }
   void read_extents(const std::vector<RawExtent>& extents, int64_t first, int64_t count) const {
     if (!extents.empty()) raw->read(extents, "rows " + h5::range_text(first, count));
+  }
+
+  // Calls row_fn(row, values of that row, tallies) for every row of dataset `id`, reading
+  // bounded steps of rows, and returns the tallies. Steps run in parallel on the I/O threads
+  // where the rows can be read raw (each step into its own tallies, merged in row order).
+  template <typename T, std::size_t N, typename RowFn>
+  std::array<Tally, N> scan_rows(DatasetId id, RowFn&& row_fn) const {
+    const h5::Dataset& d = need(id);
+    std::array<Tally, N> total{};
+    const int64_t rows = d.rows(), per_row = d.row_elements();
+    if (rows == 0 || per_row == 0) return total;
+    const int64_t step = check_chunk_rows(per_row * static_cast<int64_t>(sizeof(T)));
+    const int64_t steps = (rows + step - 1) / step;
+    std::vector<std::array<Tally, N>> parts(static_cast<std::size_t>(steps));
+    auto scan_step = [&](int64_t s, std::vector<T>& buffer) {
+      const int64_t first = s * step, count = std::min(step, rows - first);
+      schema::resize_or_fail(buffer, count * per_row, d.where());
+      std::vector<RawExtent> extents;
+      read(id, first, count, buffer.data(), extents);
+      if (!extents.empty()) raw->read_here(extents, "rows " + h5::range_text(first, count));  // on a pool thread
+      for (int64_t i = 0; i < count; ++i)
+        row_fn(first + i, std::span<const T>(buffer.data() + i * per_row, static_cast<std::size_t>(per_row)),
+               parts[static_cast<std::size_t>(s)]);
+    };
+    if (raw && layouts[id]) {
+      raw->pool().run(steps, [&](int64_t s) {
+        thread_local std::vector<T> buffer;  // one per I/O thread, kept for the next dataset
+        scan_step(s, buffer);
+      });
+    } else {
+      std::vector<T> buffer;
+      for (int64_t s = 0; s < steps; ++s) scan_step(s, buffer);
+    }
+    for (const auto& part : parts)
+      for (std::size_t k = 0; k < N; ++k) total[k].merge(part[k]);
+    return total;
   }
 };
 
@@ -505,27 +529,24 @@ RowStats WorkloadFile::check_contents() const {
 
   // NaN and Inf in the float data the stage reads: counted, not refused.
   if (stage_needs_indexer_data(m.stage)) {
-    Tally fp8, scales, weights, q_index;
-    scan_rows<uint8_t>(m.need(kIndexK), [&](int64_t page, std::span<const uint8_t> v) {
-      count_index_page(page, v, fp8, scales);
-    });
-    fp8.report(m.need(kIndexK), "e4m3", stats);
-    scales.report(m.need(kIndexK), "float32 scales", stats);
-    scan_rows<uint8_t>(m.need(kQIndex), [&](int64_t r, std::span<const uint8_t> v) {
-      count_e4m3(r, v, q_index);
-    });
-    q_index.report(m.need(kQIndex), "e4m3", stats);
-    scan_rows<float>(m.need(kWeights),
-                     [&](int64_t r, std::span<const float> v) { count_f32(r, v, weights); });
-    weights.report(m.need(kWeights), "float32", stats);
+    const auto index_k = m.scan_rows<uint8_t, 2>(
+        kIndexK, [](int64_t page, std::span<const uint8_t> v, std::array<Tally, 2>& t) {
+          count_index_page(page, v, t[0], t[1]);
+        });
+    index_k[0].report(m.need(kIndexK), "e4m3", stats);
+    index_k[1].report(m.need(kIndexK), "float32 scales", stats);
+    m.scan_rows<uint8_t, 1>(kQIndex, [](int64_t r, std::span<const uint8_t> v, std::array<Tally, 1>& t) {
+       count_e4m3(r, v, t[0]);
+     })[0].report(m.need(kQIndex), "e4m3", stats);
+    m.scan_rows<float, 1>(kWeights, [](int64_t r, std::span<const float> v, std::array<Tally, 1>& t) {
+       count_f32(r, v, t[0]);
+     })[0].report(m.need(kWeights), "float32", stats);
   }
   if (stage_needs_attention_data(m.stage)) {
-    for (const DatasetId id : {kCkv, kKpe, kQNope, kQPe}) {
-      Tally t;
-      scan_rows<uint16_t>(m.need(id),
-                          [&](int64_t r, std::span<const uint16_t> v) { count_bf16(r, v, t); });
-      t.report(m.need(id), "bf16", stats);
-    }
+    for (const DatasetId id : {kCkv, kKpe, kQNope, kQPe})
+      m.scan_rows<uint16_t, 1>(id, [](int64_t r, std::span<const uint16_t> v, std::array<Tally, 1>& t) {
+         count_bf16(r, v, t[0]);
+       })[0].report(m.need(id), "bf16", stats);
   }
   return stats;
 }

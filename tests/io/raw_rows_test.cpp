@@ -207,6 +207,37 @@ TEST(RawRows, WorkloadRowsAndKvAreTheSameAtAnyThreadCount) {
   }
 }
 
+// The content check's NaN and Inf counts, read in parallel steps, are those of one thread.
+TEST(RawRows, ContentCheckCountsTheSameAtAnyThreadCount) {
+  TempDir dir;
+  const std::string path = dir.file("w.h5");
+  SampleWorkload s = make_sample(/*rows=*/40, /*num_pages=*/600, /*max_num_pages=*/5);
+  const int64_t page_values = int64_t(kPageSize) * kCkvDim;  // 256 pages per 16 MiB step
+  // The sample's random bf16 hold NaN and Inf codes of their own; make the cache free of them
+  // but for a few, spread over the 16 MiB steps.
+  for (uint16_t& x : s.kv.ckv)
+    if ((x & 0x7F80u) == 0x7F80u) x = 0x3F80;
+  s.kv.ckv[size_t(550 * page_values + 3)] = 0x7FC0;  // NaN, third step
+  s.kv.ckv[size_t(300 * page_values + 9)] = 0xFF80;  // -Inf, second step
+  s.kv.ckv[size_t(300 * page_values + 10)] = 0x7F81;  // NaN
+  s.kv.ckv[size_t(10 * page_values)] = 0x7F80;       // +Inf, first step
+  write_sample(path, s);
+  std::vector<std::string> want;
+  for (int threads : {0, 1, 4}) {
+    WorkloadFile w(path, Stage::attention);
+    w.set_io_threads(threads);
+    const RowStats stats = w.check_contents();
+    std::vector<std::string> got;
+    for (const NonFinite& n : stats.nonfinite) got.push_back(n.text());
+    if (threads == 0) {
+      want = got;
+      ASSERT_FALSE(want.empty());
+      EXPECT_EQ(want[0], "/kv/ckv: 2 NaN, 2 Inf (bf16), first in page 10");
+    }
+    EXPECT_EQ(got, want) << threads << " threads";
+  }
+}
+
 // Results written through the mapping (batches in any order, some rewritten, a reopen for
 // resume between) read back as through HDF5.
 TEST(RawRows, ResultsWrittenByAnyThreadCountReadBackTheSame) {
