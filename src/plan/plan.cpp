@@ -109,13 +109,69 @@ void CostModel::set_curve(std::vector<double> work, std::vector<double> seconds)
   }
 }
 
+std::vector<int64_t> piece_cuts(int64_t rows, const Pieces& pieces) {
+  DSA_REQUIRE(rows >= 0, "piece_cuts: ", rows, " rows");
+  const int64_t n = pieces.min_rows > 0 && pieces.max > 1
+                        ? std::clamp<int64_t>(rows / pieces.min_rows, 1, pieces.max)
+                        : 1;
+  std::vector<int64_t> cuts(static_cast<size_t>(n) + 1);
+  for (int64_t p = 0; p <= n; ++p) cuts[static_cast<size_t>(p)] = rows * p / n;
+  return cuts;
+}
+
+namespace {
+
+// The streamed gather's finish (see predict_seconds in plan.hpp), k >= 2.
+double streamed_seconds(const CostModel& model, const std::vector<double>& work, const std::vector<int64_t>& cuts) {
+  const size_t k = cuts.size() - 1;
+  // Per rank: its compute seconds, its pieces, and when each piece's kernels are done.
+  std::vector<std::vector<double>> ready(k);
+  std::vector<std::vector<int64_t>> pieces(k);
+  for (size_t r = 0; r < k; ++r) {
+    const int64_t first = cuts[r], rows = cuts[r + 1] - cuts[r];
+    double total = 0;
+    for (int64_t i = first; i < first + rows; ++i) total += work[static_cast<size_t>(i)];
+    const double seconds = model.compute_seconds(total);
+    pieces[r] = piece_cuts(rows, model.streamed);
+    double done = 0;
+    size_t q = 0;
+    for (int64_t i = 0; i < rows; ++i) {
+      done += work[static_cast<size_t>(first + i)];
+      if (i + 1 == pieces[r][q + 1]) {
+        ready[r].push_back(total > 0 ? seconds * done / total : seconds);
+        ++q;
+      }
+    }
+  }
+  size_t groups = 0;
+  for (size_t r = 1; r < k; ++r) groups = std::max(groups, ready[r].size());
+  double link = 0;  // when rank 0's link is free
+  for (size_t q = 0; q < groups; ++q) {
+    double start = std::max(link, ready[0][std::min(q, ready[0].size() - 1)]);
+    double bytes = 0;
+    for (size_t r = 1; r < k; ++r) {
+      if (q >= ready[r].size()) continue;
+      start = std::max(start, ready[r][q]);
+      bytes += double(pieces[r][q + 1] - pieces[r][q]) * model.result_bytes_per_row;
+    }
+    link = start + bytes / model.gather_bytes_per_second;
+  }
+  return std::max(link, ready[0].back());
+}
+
+}  // namespace
+
 double predict_seconds(const CostModel& model, const std::vector<double>& work,
                        const std::vector<int64_t>& cuts) {
   const int k = static_cast<int>(cuts.size()) - 1;
+  const double fixed = (k - 1) * (model.per_rank_seconds + model.gather_latency_seconds);
+  if (k > 1 && model.streamed.min_rows > 0 && model.streamed.max > 1) {
+    // Work is indexed from the batch's first row; cuts here are batch-relative.
+    return streamed_seconds(model, work, cuts) + fixed;
+  }
   const double rows_elsewhere = double(cuts.back() - cuts[1]);
-  return model.compute_seconds(max_part_work(work, cuts)) + (k - 1) * model.per_rank_seconds +
-         rows_elsewhere * model.result_bytes_per_row / model.gather_bytes_per_second +
-         (k - 1) * model.gather_latency_seconds;
+  return model.compute_seconds(max_part_work(work, cuts)) +
+         rows_elsewhere * model.result_bytes_per_row / model.gather_bytes_per_second + fixed;
 }
 
 int64_t BatchPlan::begin(int rank) const {

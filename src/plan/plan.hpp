@@ -30,10 +30,30 @@ std::vector<int64_t> split_by_work(const std::vector<double>& work, int parts);
 // The largest part's work for a split (what the batch waits for).
 double max_part_work(const std::vector<double>& work, const std::vector<int64_t>& cuts);
 
+// How a backend computes a slice of `rows` rows in pieces (a GPU: piece p+1's rows upload while
+// piece p computes, and piece p's results can leave for rank 0 while piece p+1 computes):
+// rows / min_rows pieces, at most `max`, of nearly equal rows (each at least min_rows, unless
+// the slice is one piece). min_rows 0 or max 1: one piece. One rule for the backend that cuts
+// and for rank 0, which posts a receive for every piece of every other rank.
+struct Pieces {
+  int64_t min_rows = 0;
+  int max = 1;
+  bool operator==(const Pieces&) const = default;
+};
+// The cut points: pieces + 1 row offsets within the slice, 0 first, `rows` last (just {0, 0}
+// for an empty slice).
+std::vector<int64_t> piece_cuts(int64_t rows, const Pieces& pieces);
+
 // Predicted seconds of a batch on k ranks:
 //   compute_seconds(largest part's work)        (the slowest rank's upload + kernels)
 // + (k - 1) * per_rank_seconds                  (fixed cost of each extra rank taking part)
 // + gather: (bytes of rows not on the root) / gather_bytes_per_second + (k - 1) * gather_latency
+// where the gather follows each rank's whole slice. Where it streams (`streamed`: each piece's
+// results leave when its kernels finish, rank 0 receiving piece q of every rank once its own
+// piece q is done), the gather is a queue on rank 0's link instead: piece q of rank r is ready
+// at its share of the rank's work times the rank's compute seconds, group q (piece q of every
+// rank) moves after group q - 1 at gather_bytes_per_second, and the batch is done when the last
+// group and rank 0's own compute are, plus (k - 1) * gather_latency.
 //
 // compute_seconds comes from a measured curve where there is one (calibration: the backend timed
 // on slices of real rows, see src/run/calibrate.hpp): seconds are interpolated linearly in work
@@ -46,6 +66,7 @@ struct CostModel {
   double gather_bytes_per_second = 5e9;
   double gather_latency_seconds = 2e-5;
   double result_bytes_per_row = 0;  // bytes gathered per row (stage-dependent)
+  Pieces streamed;  // the pieces whose results leave as they finish; one piece: no streaming
   std::string source = "estimate";  // "estimate" | "measured at start-up" | a calibration file
   // A batch spread over k > 1 ranks gives each at least this many rows: a backend that
   // computes small calls differently (a GPU splitting few rows over more blocks, which sums in

@@ -25,6 +25,17 @@ struct ResultRows {
   float* lse = nullptr;
 };
 
+// Told by Backend::compute() as each piece of the slice (plan::piece_cuts of its rows by the
+// backend's pieces(stage)) has been enqueued, in order, so that its results can be sent on
+// while the next pieces compute.
+class PieceListener {
+ public:
+  virtual ~PieceListener() = default;
+  // Rows [r0, r1) of the slice, piece `piece`: their results are in rows [r0, r1) of results()
+  // once `ready` (a cudaEvent_t) has completed; null: they are there already.
+  virtual void piece_enqueued(int piece, int64_t r0, int64_t r1, void* ready) = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -47,8 +58,14 @@ class Backend {
 
   // Runs `stage` on `rows` (indexer: topk; attention on rows.sparse_indices: output, lse;
   // pipeline: the indexer's topk feeds attention on the device). The results land in rows
-  // [0, rows.count) of results(). Returns when they are there.
-  virtual void compute(io::Stage stage, const io::RowsView& rows, float sm_scale) = 0;
+  // [0, rows.count) of results(). Returns when they are there. `listener` (may be null) is
+  // told of each piece (see pieces()) as soon as its work is enqueued.
+  virtual void compute(io::Stage stage, const io::RowsView& rows, float sm_scale, PieceListener* listener) = 0;
+  void compute(io::Stage stage, const io::RowsView& rows, float sm_scale) { compute(stage, rows, sm_scale, nullptr); }
+
+  // How compute() cuts a slice into pieces (plan::piece_cuts): a GPU computes piece p while
+  // piece p+1 uploads. The same on every rank of one kind of device; one piece by default.
+  virtual plan::Pieces pieces(io::Stage) const { return {}; }
 
   // Host buffers for the rows of a slice (set `slot`, 0 or 1, each max_rows rows), which
   // compute() uploads from fastest: page-locked memory on a GPU. capacity 0 (the CPU): none,

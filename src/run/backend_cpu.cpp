@@ -32,7 +32,8 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void compute(io::Stage stage, const io::RowsView& rows, float sm_scale) override {
+  using Backend::compute;
+  void compute(io::Stage stage, const io::RowsView& rows, float sm_scale, PieceListener* listener) override {
     times_ = ComputeTimes{};
     const ResultRows out = results();
     if (io::writes_topk(stage)) {
@@ -46,6 +47,7 @@ class CpuBackend final : public Backend {
       const int32_t* ids = stage == io::Stage::pipeline ? out.topk : rows.sparse_indices;
       attention(rows, ids, sm_scale, out.output, out.lse);
     }
+    if (listener) listener->piece_enqueued(0, 0, rows.count, nullptr);  // one piece, done
   }
 
   ResultRows results() override {

@@ -3,6 +3,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <vector>
 
 #include "common/error.hpp"
@@ -65,10 +66,17 @@ class CudaBackend final : public Backend {
     DSA_CHECK_CUDA(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
     for (cudaEvent_t& e : events_) DSA_CHECK_CUDA(cudaEventCreate(&e));
     for (cudaEvent_t& e : uploaded_) DSA_CHECK_CUDA(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    for (cudaEvent_t& e : uploaded_index_) DSA_CHECK_CUDA(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    for (cudaEvent_t& e : computed_) DSA_CHECK_CUDA(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    // Tuning knobs for measurements (every rank must see the same; BatchStep checks they agree).
+    if (const char* v = std::getenv("DSA_PIECE_ROWS")) piece_rows_ = std::max<int64_t>(1, std::atoll(v));
+    if (const char* v = std::getenv("DSA_MAX_PIECES")) max_pieces_ = std::clamp(std::atoi(v), 1, kPieceCap);
   }
   ~CudaBackend() override {
     for (cudaEvent_t e : events_) cudaEventDestroy(e);
     for (cudaEvent_t e : uploaded_) cudaEventDestroy(e);
+    for (cudaEvent_t e : uploaded_index_) cudaEventDestroy(e);
+    for (cudaEvent_t e : computed_) cudaEventDestroy(e);
     cudaStreamDestroy(copy_stream_);
     cudaStreamDestroy(stream_);
   }
@@ -174,37 +182,56 @@ class CudaBackend final : public Backend {
     return b;
   }
 
-  void compute(io::Stage stage, const io::RowsView& rows, float sm_scale) override {
+  using Backend::compute;
+  void compute(io::Stage stage, const io::RowsView& rows, float sm_scale, PieceListener* listener) override {
     DSA_REQUIRE(stage == stage_, "cuda backend: compute(", io::stage_name(stage), ") after reserve(",
                 io::stage_name(stage_), ")");
     const bool index = stage != io::Stage::attention, attend = stage != io::Stage::indexer;
     // Large slices go in pieces: piece p+1's rows upload on the copy stream while piece p's
-    // kernels run. Each piece has at least min_slice_rows rows, so every row is computed as in
-    // one call of the whole slice (results do not depend on the pieces).
-    const int64_t piece_rows = std::max<int64_t>(kMinPieceRows, min_slice_rows(stage));
-    const int64_t pieces = std::clamp<int64_t>(rows.count / piece_rows, 1, kMaxPieces);
-    auto piece_begin = [&](int64_t p) { return rows.count * p / pieces; };
+    // kernels run, and piece p's results can leave (listener) while piece p+1's run. Each piece
+    // has at least min_slice_rows rows, so every row is computed as in one call of the whole
+    // slice (results do not depend on the pieces). The pipeline's indexer waits only for the
+    // indexer's inputs: attention's (two thirds of the bytes) upload while it runs.
+    const std::vector<int64_t> cuts = plan::piece_cuts(rows.count, pieces(stage));
+    const int64_t n_pieces = static_cast<int64_t>(cuts.size()) - 1;
+    auto piece_begin = [&](int64_t p) { return cuts[size_t(p)]; };
     begin();
     DSA_CHECK_CUDA(cudaStreamWaitEvent(copy_stream_, events_[0], 0));  // after the previous call's work
-    for (int64_t p = 0; p < pieces; ++p) {
-      upload_piece(stage, rows, piece_begin(p), piece_begin(p + 1));
-      DSA_CHECK_CUDA(cudaEventRecord(uploaded_[p], copy_stream_));
+    for (int64_t p = 0; p < n_pieces; ++p) {
+      if (index) {
+        upload_piece(stage, rows, piece_begin(p), piece_begin(p + 1), Part::index);
+        DSA_CHECK_CUDA(cudaEventRecord(uploaded_index_[p], copy_stream_));
+      }
+      if (attend) {
+        upload_piece(stage, rows, piece_begin(p), piece_begin(p + 1), Part::attend);
+        DSA_CHECK_CUDA(cudaEventRecord(uploaded_[p], copy_stream_));
+      }
     }
-    for (int64_t p = 0; p < pieces; ++p) {
+    for (int64_t p = 0; p < n_pieces; ++p) {
       const int64_t r0 = piece_begin(p), r1 = piece_begin(p + 1);
-      DSA_CHECK_CUDA(cudaStreamWaitEvent(stream_, uploaded_[p], 0));
-      mark(Phase::upload);  // the upload time the kernels waited for
       int32_t* ids = checked<int32_t>(topk_buf_, size_t(rows.count) * kTopK) + r0 * kTopK;
       if (index) {
+        DSA_CHECK_CUDA(cudaStreamWaitEvent(stream_, uploaded_index_[p], 0));
+        mark(Phase::upload);  // the upload time the kernels waited for
         launch_indexer(rows, r0, r1, ids);
         mark(Phase::index);
       }
       if (attend) {
+        DSA_CHECK_CUDA(cudaStreamWaitEvent(stream_, uploaded_[p], 0));
+        mark(Phase::upload);
         launch_attention(r0, r1, ids, sm_scale);  // pipeline: the indexer's ids never leave the device
         mark(Phase::attend);
       }
+      if (listener) {
+        DSA_CHECK_CUDA(cudaEventRecord(computed_[p], stream_));
+        listener->piece_enqueued(int(p), r0, r1, computed_[p]);
+      }
     }
     finish();
+  }
+
+  plan::Pieces pieces(io::Stage stage) const override {
+    return {std::max<int64_t>(piece_rows_, min_slice_rows(stage)), max_pieces_};
   }
 
   ResultRows results() override {
@@ -279,22 +306,23 @@ class CudaBackend final : public Backend {
     DSA_CHECK_CUDA(cudaMemcpyAsync(dst + first, host + first, count * sizeof(T), cudaMemcpyHostToDevice, copy_stream_));
   }
 
-  // Rows [r0, r1) of the slice to the same rows of the device buffers, on the copy stream.
-  void upload_piece(io::Stage stage, const io::RowsView& rows, int64_t r0, int64_t r1) {
+  // Rows [r0, r1) of the slice to the same rows of the device buffers, on the copy stream: the
+  // indexer's inputs (index) or attention's (attend).
+  enum class Part { index, attend };
+  void upload_piece(io::Stage stage, const io::RowsView& rows, int64_t r0, int64_t r1, Part part) {
     const size_t n = static_cast<size_t>(r1 - r0), w = static_cast<size_t>(rows.max_num_pages);
     auto up = [&](DeviceBuffer& buffer, const auto* host, size_t per_row) {
       upload(buffer, host, static_cast<size_t>(r0) * per_row, n * per_row);
     };
-    if (stage != io::Stage::attention) {
+    if (part == Part::index) {
       up(q_index_buf_, rows.q_index, size_t(kIndexHeads) * kIndexHeadDim);
       up(weights_buf_, rows.weights, kIndexHeads);
       up(seq_lens_buf_, rows.seq_lens, 1);
       up(block_table_buf_, rows.block_table, w);
+      return;
     }
-    if (stage != io::Stage::indexer) {
-      up(q_nope_buf_, rows.q_nope, size_t(kHeads) * kCkvDim);
-      up(q_pe_buf_, rows.q_pe, size_t(kHeads) * kKpeDim);
-    }
+    up(q_nope_buf_, rows.q_nope, size_t(kHeads) * kCkvDim);
+    up(q_pe_buf_, rows.q_pe, size_t(kHeads) * kKpeDim);
     if (stage == io::Stage::attention) up(topk_buf_, rows.sparse_indices, kTopK);
   }
 
@@ -381,12 +409,17 @@ class CudaBackend final : public Backend {
   StagingSet staging_[2];
   int64_t staging_rows_ = 0, staging_pages_ = 0;
   io::Stage stage_ = io::Stage::pipeline;
-  static constexpr int64_t kMinPieceRows = 256;  // smaller pieces cost more in launches than they hide
-  static constexpr int64_t kMaxPieces = 4;
+  // Pieces of at least 256 rows (smaller ones cost more in launches than they hide), at most 4;
+  // DSA_PIECE_ROWS and DSA_MAX_PIECES (up to kPieceCap) override them for measurements.
+  static constexpr int kPieceCap = 16;
+  int64_t piece_rows_ = 256;
+  int max_pieces_ = 4;
   cudaStream_t copy_stream_ = nullptr;
-  cudaEvent_t uploaded_[kMaxPieces] = {};
-  cudaEvent_t events_[1 + 3 * kMaxPieces] = {};
-  Phase phases_[3 * kMaxPieces] = {};
+  cudaEvent_t uploaded_index_[kPieceCap] = {};  // each piece's indexer inputs
+  cudaEvent_t uploaded_[kPieceCap] = {};        // and attention's
+  cudaEvent_t computed_[kPieceCap] = {};        // after each piece's kernels, for the listener
+  cudaEvent_t events_[1 + 4 * kPieceCap] = {};
+  Phase phases_[4 * kPieceCap] = {};
   int marks_ = 0;
   ComputeTimes times_;
 };

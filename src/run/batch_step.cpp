@@ -1,6 +1,8 @@
 #include "src/run/batch_step.hpp"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "comm/gather.hpp"
@@ -15,10 +17,123 @@ class NcclComm {};  // never made in a build without NCCL; complete so unique_pt
 #endif
 
 namespace dsa::run {
+namespace {
+
+// Results gather over NCCL: more than one rank, every one's results on its GPU. Collective.
+bool gathers_with_nccl(const comm::World& world, const Backend& backend) {
+#ifdef DSA_HAVE_NCCL
+  return world.size() > 1 && world.all(backend.results_on_device());
+#else
+  (void)world;
+  (void)backend;
+  return false;
+#endif
+}
+
+bool streams_pieces(const plan::Pieces& p) { return p.min_rows > 0 && p.max > 1; }
+
+#ifdef DSA_HAVE_NCCL
+// The result arrays a stage gathers: rows of this rank's buffers, to the same buffers on rank 0.
+std::vector<comm::RowArray> gathered_arrays(io::Stage stage, const ResultRows& r) {
+  std::vector<comm::RowArray> arrays;
+  if (io::writes_topk(stage)) arrays.push_back({r.topk, r.topk, kTopkRowBytes});
+  if (io::writes_attention(stage)) {
+    arrays.push_back({r.output, r.output, kOutputRowBytes});
+    arrays.push_back({r.lse, r.lse, kLseRowBytes});
+  }
+  return arrays;
+}
+
+// One batch's streamed gather, told of each piece by the backend's compute(). A sender sends
+// piece p when it is enqueued (after its kernels, on the comm's stream); rank 0 receives
+// "group" q, piece q of every other rank, after its own piece q (after its last piece: every
+// group left), so that its receives overlap its own compute too. Every rank's pieces come from
+// the one rule (plan::piece_cuts), so rank 0 knows them without being told.
+class StreamedGather final : public PieceListener {
+ public:
+  StreamedGather(comm::NcclComm& nccl, std::vector<comm::RowArray> arrays, const plan::BatchPlan& plan, int me,
+                 const plan::Pieces& pieces)
+      : nccl_(nccl), arrays_(std::move(arrays)), plan_(plan), me_(me) {
+    for (int r = 0; r < plan.ranks; ++r) cuts_.push_back(plan::piece_cuts(plan.end(r) - plan.begin(r), pieces));
+    for (int r = 1; r < plan.ranks; ++r) groups_ = std::max(groups_, pieces_of(r));
+  }
+
+  void piece_enqueued(int piece, int64_t r0, int64_t r1, void* ready) override {
+    const std::vector<int64_t>& mine = cuts_[size_t(me_)];
+    DSA_REQUIRE(piece == next_ && piece < pieces_of(me_) && r0 == mine[size_t(piece)] && r1 == mine[size_t(piece) + 1],
+                "streamed gather: piece ", piece, " (rows ", r0, "..", r1, ") is not piece ", next_,
+                " of the rule's ", pieces_of(me_));
+    ++next_;
+    if (me_ != 0) {
+      nccl_.gather_pieces(arrays_, {{me_, r0, r1 - r0, 0}}, ready);
+      return;
+    }
+    // Rank 0: this piece's group; after its own last piece, the groups of longer slices.
+    const int last = piece + 1 == pieces_of(0) ? groups_ - 1 : piece;
+    for (int q = piece; q <= last && q < groups_; ++q) receive(q, q == piece ? ready : nullptr);
+  }
+
+  // After compute(): posts whatever the backend did not announce (nothing, normally), then waits
+  // for the whole gather; `device_seconds`: this GPU's time for it.
+  void finish(double* device_seconds = nullptr) {
+    if (me_ != 0) {
+      for (int p = next_; p < pieces_of(me_); ++p) {
+        const std::vector<int64_t>& c = cuts_[size_t(me_)];
+        nccl_.gather_pieces(arrays_, {{me_, c[size_t(p)], c[size_t(p) + 1] - c[size_t(p)], 0}}, nullptr);
+      }
+    } else {
+      for (int q = received_; q < groups_; ++q) receive(q, nullptr);
+    }
+    nccl_.wait_pieces(device_seconds);
+  }
+
+ private:
+  int pieces_of(int r) const { return static_cast<int>(cuts_[size_t(r)].size()) - 1; }
+
+  void receive(int q, void* ready) {
+    DSA_REQUIRE(q == received_, "streamed gather: group ", q, " after ", received_);
+    std::vector<comm::RowPiece> group;
+    for (int r = 1; r < plan_.ranks; ++r) {
+      if (q >= pieces_of(r)) continue;
+      const std::vector<int64_t>& c = cuts_[size_t(r)];
+      const int64_t row = c[size_t(q)];
+      group.push_back({r, row, c[size_t(q) + 1] - row, plan_.begin(r) - plan_.begin(0) + row});
+    }
+    nccl_.gather_pieces(arrays_, group, ready);
+    ++received_;
+  }
+
+  comm::NcclComm& nccl_;
+  std::vector<comm::RowArray> arrays_;
+  const plan::BatchPlan& plan_;
+  int me_;
+  std::vector<std::vector<int64_t>> cuts_;  // every active rank's pieces
+  int groups_ = 0;                          // rank 0: the most pieces of any sender
+  int next_ = 0;                            // this rank's next piece
+  int received_ = 0;                        // rank 0: groups posted
+};
+#endif
+
+}  // namespace
+
+plan::Pieces streamed_pieces(const comm::World& world, const Backend& backend, io::Stage stage) {
+  if (!gathers_with_nccl(world, backend)) return {};
+  const char* env = std::getenv("DSA_STREAM_GATHER");
+  const plan::Pieces mine = env && std::strcmp(env, "0") == 0 ? plan::Pieces{} : backend.pieces(stage);
+  std::vector<double> rule = {double(mine.min_rows), double(mine.max)};
+  world.broadcast(rule);
+  const plan::Pieces agreed{static_cast<int64_t>(rule[0]), static_cast<int>(rule[1])};
+  if (!world.all(mine == agreed) || !streams_pieces(agreed)) return {};
+  return agreed;
+}
+
 BatchStep::BatchStep(const comm::World& world, Backend& backend, io::Stage stage)
     : world_(world), backend_(backend), stage_(stage) {
 #ifdef DSA_HAVE_NCCL
-  if (world.size() > 1 && world.all(backend.results_on_device())) nccl_ = std::make_unique<comm::NcclComm>(world);
+  if (gathers_with_nccl(world, backend)) {
+    nccl_ = std::make_unique<comm::NcclComm>(world);
+    streamed_ = streamed_pieces(world, backend, stage);
+  }
 #endif
 }
 
@@ -26,7 +141,11 @@ BatchStep::~BatchStep() = default;
 
 std::string BatchStep::transport() const {
 #ifdef DSA_HAVE_NCCL
-  if (nccl_) return comm::NcclComm::library_version() + " (device to device)";
+  if (nccl_) {
+    return comm::NcclComm::library_version() + " (device to device" +
+           (streams_pieces(streamed_) ? ", streamed in pieces of >= " + std::to_string(streamed_.min_rows) + " rows)"
+                                      : ")");
+  }
 #endif
   return "MPI (host memory)";
 }
@@ -34,16 +153,36 @@ std::string BatchStep::transport() const {
 void BatchStep::compute_and_gather(const plan::BatchPlan& plan, const io::RowsView& mine, float sm_scale,
                                    report::TimeSplit& split) {
   const int me = world_.rank();
+  const bool streamed = nccl_ && plan.ranks > 1 && streams_pieces(streamed_);
   if (plan.active(me)) {
     DSA_REQUIRE(mine.count == plan.end(me) - plan.begin(me), "batch ", plan.batch, ": ", mine.count,
                 " rows given, the plan has ", plan.end(me) - plan.begin(me));
     const double t0 = report::now_seconds();
+#ifdef DSA_HAVE_NCCL
+    std::unique_ptr<StreamedGather> streaming;
+    if (streamed)
+      streaming = std::make_unique<StreamedGather>(*nccl_, gathered_arrays(stage_, backend_.results()), plan, me,
+                                                   streamed_);
+    backend_.compute(stage_, mine, sm_scale, streaming.get());
+#else
     backend_.compute(stage_, mine, sm_scale);
+#endif
     const ComputeTimes c = backend_.last_times();
     split.upload += c.upload;
     split.index += c.index;
     split.attend += c.attend;
-    split.other += std::max(0.0, (report::now_seconds() - t0) - (c.upload + c.index + c.attend));
+    const double t1 = report::now_seconds();
+    split.other += std::max(0.0, (t1 - t0) - (c.upload + c.index + c.attend));
+#ifdef DSA_HAVE_NCCL
+    if (streaming) {
+      streaming->finish();
+      split.gather += report::now_seconds() - t1;
+    }
+#endif
+  }
+  if (streamed) {
+    on_host_ = false;
+    return;
   }
   gather(plan, split);
 }
@@ -56,16 +195,7 @@ void BatchStep::gather(const plan::BatchPlan& plan, report::TimeSplit& split) {
   if (nccl_) {
 #ifdef DSA_HAVE_NCCL
     // Device to device: NCCL involves the active ranks only.
-    if (plan.active(me)) {
-      const ResultRows r = backend_.results();
-      std::vector<comm::RowArray> arrays;
-      if (io::writes_topk(stage_)) arrays.push_back({r.topk, r.topk, kTopkRowBytes});
-      if (io::writes_attention(stage_)) {
-        arrays.push_back({r.output, r.output, kOutputRowBytes});
-        arrays.push_back({r.lse, r.lse, kLseRowBytes});
-      }
-      nccl_->gather_rows(arrays, plan.cuts, backend_.stream());
-    }
+    if (plan.active(me)) nccl_->gather_rows(gathered_arrays(stage_, backend_.results()), plan.cuts, backend_.stream());
 #endif
   } else if (!plan.active(me)) {
     mpi_gather(plan, ResultRows{});  // MPI's gather is collective over all ranks
@@ -76,6 +206,20 @@ void BatchStep::gather(const plan::BatchPlan& plan, report::TimeSplit& split) {
     on_host_ = true;
   }
   split.gather += report::now_seconds() - t0;
+}
+
+double BatchStep::streamed_gather_device_seconds(const plan::BatchPlan& plan) {
+#ifdef DSA_HAVE_NCCL
+  const int me = world_.rank();
+  if (!nccl_ || plan.ranks < 2 || !streams_pieces(streamed_) || !plan.active(me)) return 0;
+  StreamedGather streaming(*nccl_, gathered_arrays(stage_, backend_.results()), plan, me, streamed_);
+  double seconds = 0;
+  streaming.finish(&seconds);  // every piece at once, none announced
+  return seconds;
+#else
+  (void)plan;
+  return 0;
+#endif
 }
 
 void BatchStep::mpi_gather(const plan::BatchPlan& plan, const ResultRows& r) {

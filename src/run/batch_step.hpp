@@ -39,6 +39,13 @@ inline double result_bytes_per_row(io::Stage stage) {
          (io::writes_attention(stage) ? double(kOutputRowBytes + kLseRowBytes) : 0.0);
 }
 
+// The pieces (Backend::pieces) whose results a batch's gather streams to rank 0 as they are
+// computed: where results are gathered with NCCL (more than one rank, every rank's results on
+// its GPU, NCCL built) and every rank cuts its slices by the same rule; else one piece (the
+// gather follows each rank's whole slice). DSA_STREAM_GATHER=0 turns streaming off (for
+// comparisons). Collective.
+plan::Pieces streamed_pieces(const comm::World& world, const Backend& backend, io::Stage stage);
+
 class BatchStep {
  public:
   // Collective over `world` (sets up NCCL where the backend's results live on a GPU and NCCL is
@@ -50,14 +57,24 @@ class BatchStep {
 
   // Computes this rank's rows of `plan` (`mine`: rows [plan.begin(rank), plan.end(rank)),
   // possibly none) and gathers every active rank's results into rank 0's result buffers.
-  // Adds this rank's times to split (upload, index, attend, other, gather). Collective over
-  // the active ranks only: idle ranks return at once.
+  // Where the gather streams (streamed_pieces), each piece's results leave as soon as its
+  // kernels are done, while the next pieces compute; rank 0 receives piece q of every rank once
+  // its own piece q is done. Adds this rank's times to split (upload, index, attend, other;
+  // gather: the wait for the gather after the compute). Collective over the active ranks only:
+  // idle ranks return at once.
   void compute_and_gather(const plan::BatchPlan& plan, const io::RowsView& mine, float sm_scale,
                           report::TimeSplit& split);
 
-  // The gather half of compute_and_gather alone: every active rank's rows [0, its slice) of
-  // its result buffers (whatever they hold) to rank 0. Used to measure the gather's cost.
+  // The gather half of compute_and_gather alone, not streamed: every active rank's rows
+  // [0, its slice) of its result buffers (whatever they hold) to rank 0, after its compute.
+  // Used to measure the gather's cost.
   void gather(const plan::BatchPlan& plan, report::TimeSplit& split);
+
+  // Where the gather streams: the streamed gather of `plan` alone (every active rank's rows
+  // [0, its slice) of its result buffers, all pieces at once), and the seconds this rank's GPU
+  // spent on it: the part of a streamed gather that its host's launches, enqueued while the
+  // compute runs, do not hide. 0 where it does not stream. Collective over the active ranks.
+  double streamed_gather_device_seconds(const plan::BatchPlan& plan);
 
   // Rank 0, after compute_and_gather: the whole batch's results in host memory, rows
   // [0, plan.rows), in the backend's host buffer set `slot` (0 or 1), which stays valid until
@@ -68,8 +85,10 @@ class BatchStep {
   // it per batch and passes the same slot to fetch().
   void use_slot(int slot) { slot_ = slot; }
 
-  // "NCCL 2.28.3 (device to device)" or "MPI (host memory)".
+  // "NCCL 2.28.3 (device to device, streamed in pieces of >= 256 rows)" or "MPI (host memory)".
   std::string transport() const;
+  // What the gather streams (one piece: nothing).
+  const plan::Pieces& streamed() const { return streamed_; }
 
  private:
   void mpi_gather(const plan::BatchPlan& plan, const ResultRows& rows);
@@ -78,6 +97,7 @@ class BatchStep {
   Backend& backend_;
   io::Stage stage_;
   std::unique_ptr<comm::NcclComm> nccl_;
+  plan::Pieces streamed_;
   bool on_host_ = false;  // results already in host memory (MPI path), in set slot_
   int slot_ = 0;
 };

@@ -83,28 +83,38 @@ ComputeCurve calibrate_on_workload(Backend& backend, const io::WorkloadFile& wor
 GatherCost measure_gather(const comm::World& world, BatchStep& step, int64_t rows_per_rank,
                           double result_bytes_per_row) {
   DSA_REQUIRE(world.size() >= 2 && rows_per_rank >= 1, "calibration: gather needs 2 ranks and 1 row each");
-  auto time_gather = [&](int64_t rows) {
+  auto plan_of = [&](int64_t rows) {
     plan::BatchPlan p;
     p.rows = rows * world.size();
     p.ranks = world.size();
     for (int r = 0; r <= world.size(); ++r) p.cuts.push_back(rows * r);
+    return p;
+  };
+  auto time_gather = [&](int64_t rows, bool streamed_device_time) {
+    const plan::BatchPlan p = plan_of(rows);
     std::vector<double> runs;
     for (int i = 0; i < 6; ++i) {
       world.barrier();
       report::TimeSplit split;
       const double t0 = report::now_seconds();
-      step.gather(p, split);
-      double t = report::now_seconds() - t0;
+      double t = 0;
+      if (streamed_device_time) {
+        t = step.streamed_gather_device_seconds(p);
+      } else {
+        step.gather(p, split);
+        t = report::now_seconds() - t0;
+      }
       t = world.max(t);  // every rank agrees on the figure
       if (i > 0) runs.push_back(t);
     }
     return median(runs);
   };
-  const double t_small = time_gather(1);
-  const double t_large = time_gather(rows_per_rank);
+  const double t_small = time_gather(1, false);
+  const double t_large = time_gather(rows_per_rank, false);
   const int senders = world.size() - 1;
   GatherCost cost;
-  cost.latency_seconds = t_small / senders;
+  const bool streamed = step.streamed().min_rows > 0 && step.streamed().max > 1;
+  cost.latency_seconds = (streamed ? time_gather(1, true) : t_small) / senders;
   const double bytes = double(senders) * double(rows_per_rank - 1) * result_bytes_per_row;
   // A gather too small to tell from latency gives no bandwidth: assume a fast link then.
   cost.bytes_per_second = t_large > t_small && bytes > 0 ? bytes / (t_large - t_small) : 1e12;
@@ -115,6 +125,7 @@ plan::CostModel base_cost_model(const comm::World& world, const Backend& backend
   plan::CostModel model = backend.cost_model();
   model.result_bytes_per_row = result_bytes_per_row(stage);
   model.min_slice_rows = world.max(backend.min_slice_rows(stage));
+  model.streamed = streamed_pieces(world, backend, stage);  // the gather then hides behind the compute
   return model;
 }
 

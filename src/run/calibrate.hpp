@@ -25,7 +25,8 @@ inline constexpr int64_t kCalibrationRows = 2048;
 inline constexpr double kCalibrationSeconds = 0.5;
 
 // The planner's model before anything is measured: the backend's estimates, the stage's
-// result bytes per row, and the smallest slice every rank can split a batch into. Collective.
+// result bytes per row, the smallest slice every rank can split a batch into, and the pieces
+// the gather streams (streamed_pieces). Collective.
 plan::CostModel base_cost_model(const comm::World& world, const Backend& backend, io::Stage stage);
 
 // Measured compute time against slice work for one stage on one device.
@@ -58,8 +59,11 @@ struct GatherCost {
 };
 
 // Collective: times the gather of every rank's first 1 and `rows_per_rank` result rows to rank
-// 0 (the median of 5 each) and fits bytes/s and per-rank latency. Needs world.size() >= 2 and
-// every backend reserve'd to hold rows_per_rank * world.size() rows.
+// 0 (the median of 5 each) and fits bytes/s and per-rank latency. Where the gather streams
+// (BatchStep::streamed), its sends are enqueued while the compute runs, which hides the host's
+// share of the latency: the latency is then the GPUs' time for a streamed one-row gather (the
+// slowest rank's, median of 5). Needs world.size() >= 2 and every backend reserve'd to hold
+// rows_per_rank * world.size() rows.
 GatherCost measure_gather(const comm::World& world, BatchStep& step, int64_t rows_per_rank,
                           double result_bytes_per_row);
 

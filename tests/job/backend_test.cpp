@@ -106,6 +106,30 @@ TEST_P(BackendTest, RowsGiveTheSameResultsInAnyCallOfAtLeastMinSliceRows) {
   }
 }
 
+// What a streamed gather relies on: compute() tells of every piece of plan::piece_cuts(rows,
+// pieces(stage)), in order, each with its rows' results in place once its event completes.
+TEST_P(BackendTest, ComputeTellsOfEachPieceInOrder) {
+  struct Recorder final : PieceListener {
+    std::vector<int64_t> cuts = {0};
+    int pieces = 0;
+    void piece_enqueued(int piece, int64_t r0, int64_t r1, void*) override {
+      EXPECT_EQ(piece, pieces++);
+      EXPECT_EQ(r0, cuts.back());
+      cuts.push_back(r1);
+    }
+  };
+  for (io::Stage stage : {io::Stage::indexer, io::Stage::pipeline}) {
+    SCOPED_TRACE(io::stage_name(stage));
+    backend_->reserve(stage, rows_count_, rows_count_, max_seq_len_, plan_.max_num_pages);
+    Recorder told;
+    backend_->compute(stage, io::view(rows_), float(plan_.config.sm_scale), &told);
+    EXPECT_EQ(told.cuts, plan::piece_cuts(rows_count_, backend_->pieces(stage)));
+    if (GetParam() != "cpu") {
+      EXPECT_GT(told.pieces, 1) << "600 rows should go in pieces on a GPU";
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, BackendTest, ::testing::Values("cpu", "cuda"),
                          [](const auto& param_info) { return param_info.param; });
 

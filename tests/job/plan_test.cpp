@@ -165,6 +165,66 @@ TEST(PlanBatch, SlicesOfASpreadBatchHaveAtLeastMinSliceRows) {
   EXPECT_EQ(plan_batch(0, 0, std::vector<double>(300, 1.0), 8, 3, m).ranks, 3);
 }
 
+TEST(Pieces, CutsOfNearlyEqualRowsEachAtLeastTheMinimum) {
+  EXPECT_EQ(piece_cuts(2048, {256, 4}), (std::vector<int64_t>{0, 512, 1024, 1536, 2048}));
+  EXPECT_EQ(piece_cuts(1000, {256, 4}), (std::vector<int64_t>{0, 333, 666, 1000}));
+  EXPECT_EQ(piece_cuts(100, {256, 4}), (std::vector<int64_t>{0, 100}));   // too small to cut
+  EXPECT_EQ(piece_cuts(5000, {256, 1}), (std::vector<int64_t>{0, 5000}));  // one piece at most
+  EXPECT_EQ(piece_cuts(5000, {}), (std::vector<int64_t>{0, 5000}));        // the default: no pieces
+  EXPECT_EQ(piece_cuts(0, {256, 4}), (std::vector<int64_t>{0, 0}));
+  for (int64_t rows = 1; rows < 3000; rows += 37) {
+    for (const Pieces p : {Pieces{256, 4}, Pieces{67, 8}, Pieces{1, 3}}) {
+      const std::vector<int64_t> c = piece_cuts(rows, p);
+      ASSERT_GE(c.size(), 2u);
+      EXPECT_EQ(c.front(), 0);
+      EXPECT_EQ(c.back(), rows);
+      EXPECT_LE(c.size() - 1, size_t(p.max));
+      for (size_t i = 0; i + 1 < c.size() && c.size() > 2; ++i) EXPECT_GE(c[i + 1] - c[i], p.min_rows) << rows;
+    }
+  }
+  EXPECT_THROW(piece_cuts(-1, {256, 4}), Error);
+}
+
+TEST(CostModel, AStreamedGatherHidesAllButItsLastPiece) {
+  CostModel m;
+  m.seconds_per_unit = 1e-6;
+  m.per_rank_seconds = 0;
+  m.gather_latency_seconds = 0;
+  m.result_bytes_per_row = 1000;
+  m.gather_bytes_per_second = 1e9;  // 1 us per row
+  const std::vector<double> w(2048, 1.0);
+  const std::vector<int64_t> halves = {0, 1024, 2048};
+  // After the slices: 1024 us of compute, then 1024 rows at 1 us each.
+  EXPECT_NEAR(predict_seconds(m, w, halves), 2048e-6, 1e-12);
+  // In 4 pieces of 256 rows, each leaving as it is done: only the last one's 256 us show.
+  m.streamed = {256, 4};
+  EXPECT_NEAR(predict_seconds(m, w, halves), 1280e-6, 1e-12);
+  // A link slower than the compute: the pieces queue on it (4 x 1024 us from the first piece's end).
+  m.result_bytes_per_row = 4000;
+  EXPECT_NEAR(predict_seconds(m, w, halves), (256 + 4 * 1024) * 1e-6, 1e-12);
+  // One piece: as without streaming.
+  m.streamed = {256, 1};
+  EXPECT_NEAR(predict_seconds(m, w, halves), (1024 + 4096) * 1e-6, 1e-12);
+  // One rank: no gather at all.
+  m.streamed = {256, 4};
+  EXPECT_NEAR(predict_seconds(m, w, {0, 2048}), 2048e-6, 1e-12);
+}
+
+TEST(CostModel, StreamingNeverPredictsMoreThanTheGatherAfterTheSlices) {
+  const std::vector<double> w = random_work(3000, 7);
+  CostModel m;
+  m.set_curve({1000.0, 1e5, 1e6}, {20e-6, 60e-6, 500e-6});
+  m.result_bytes_per_row = 16448;
+  m.gather_bytes_per_second = 2e11;
+  CostModel streamed = m;
+  streamed.streamed = {256, 4};
+  for (int k = 1; k <= 8; ++k) {
+    const std::vector<int64_t> cuts = split_by_work(w, k);
+    EXPECT_LE(predict_seconds(streamed, w, cuts), predict_seconds(m, w, cuts) + 1e-15) << k;
+    EXPECT_GE(predict_seconds(streamed, w, cuts), m.compute_seconds(max_part_work(w, cuts)) - 1e-15) << k;
+  }
+}
+
 TEST(PlanJob, OnePlanPerBatchCoveringItsRows) {
   const std::vector<int64_t> offsets = {0, 3, 4, 10};
   const auto plans = plan_job(offsets, std::vector<double>(10, 1.0), 4, 0, CostModel{});

@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include <algorithm>
+#include <chrono>
+#include <thread>
 #include <vector>
 
 #include "comm/gpu_binding.hpp"
@@ -16,6 +19,7 @@ namespace {
 
 const World* g_world = nullptr;
 const NcclComm* g_nccl = nullptr;
+NcclComm* g_nccl_mut = nullptr;  // the same, for the streamed gather
 cudaStream_t g_stream = nullptr;
 
 int32_t value(int64_t row, int i, int array) { return static_cast<int32_t>(row * 100003 + i * 7 + array); }
@@ -83,6 +87,83 @@ TEST(NcclGather, LargeSlices) {
   check_gather(cuts, {4096});  // 16 KB rows, as attention outputs
 }
 
+// The streamed gather: each sender's slice in pieces, each piece sent after an event that
+// completes only once the piece's rows are in place (a host function sleeps before they are
+// copied in, so a send that did not wait would carry stale rows); rank 0 posts group q (piece q
+// of every sender) after an event of its own, then the groups of longer slices with none.
+TEST(NcclGather, StreamedPiecesWaitForTheirEvents) {
+  REQUIRE_NCCL();
+  const World& w = *g_world;
+  const int n = w.size(), me = w.rank();
+  const int row_len = 4096 + 16;  // an attention row's output and lse, in int32s
+  // Rank r's slice: 200 + 150 r rows, in min(r + 1, 3) pieces of nearly equal rows.
+  auto rows_of = [](int r) { return int64_t(200 + 150 * r); };
+  auto cuts_of = [&](int r) {
+    const int64_t pieces = std::min(r + 1, 3), rows = rows_of(r);
+    std::vector<int64_t> c;
+    for (int64_t p = 0; p <= pieces; ++p) c.push_back(rows * p / pieces);
+    return c;
+  };
+  std::vector<int64_t> first = {0};
+  for (int r = 0; r < n; ++r) first.push_back(first.back() + rows_of(r));
+  const int64_t held = me == 0 ? first.back() : rows_of(me);
+  std::vector<int32_t> host(size_t(held) * row_len, -7);
+  void* dev = nullptr;
+  DSA_CHECK_CUDA(cudaMalloc(&dev, host.size() * sizeof(int32_t)));
+  DSA_CHECK_CUDA(cudaMemcpy(dev, host.data(), host.size() * sizeof(int32_t), cudaMemcpyHostToDevice));
+  const std::vector<RowArray> arrays = {{dev, dev, row_len * sizeof(int32_t)}};
+  for (int64_t r = 0; r < rows_of(me); ++r)
+    for (int i = 0; i < row_len; ++i) host[size_t(r) * row_len + i] = value(first[size_t(me)] + r, i, 0);
+  int32_t* pinned = nullptr;  // page-locked, so the copies below stay asynchronous
+  DSA_CHECK_CUDA(cudaMallocHost(reinterpret_cast<void**>(&pinned), host.size() * sizeof(int32_t)));
+  std::copy(host.begin(), host.end(), pinned);
+  cudaStream_t work = nullptr;
+  DSA_CHECK_CUDA(cudaStreamCreateWithFlags(&work, cudaStreamNonBlocking));
+  const std::vector<int64_t> mine = cuts_of(me);
+  std::vector<cudaEvent_t> ready(mine.size() - 1);
+  int groups = 0;
+  for (int r = 1; r < n; ++r) groups = std::max(groups, int(cuts_of(r).size()) - 1);
+  int posted = 0;
+  auto receive = [&](int q, void* after) {
+    std::vector<RowPiece> group;
+    for (int r = 1; r < n; ++r) {
+      const std::vector<int64_t> c = cuts_of(r);
+      if (q + 1 < int(c.size())) group.push_back({r, c[size_t(q)], c[size_t(q) + 1] - c[size_t(q)], first[size_t(r)] + c[size_t(q)]});
+    }
+    g_nccl_mut->gather_pieces(arrays, group, after);
+    ++posted;
+  };
+  for (size_t p = 0; p + 1 < mine.size(); ++p) {
+    DSA_CHECK_CUDA(cudaLaunchHostFunc(work, [](void*) { std::this_thread::sleep_for(std::chrono::milliseconds(20)); },
+                                      nullptr));
+    const size_t off = size_t(mine[p]) * row_len, count = size_t(mine[p + 1] - mine[p]) * row_len;
+    DSA_CHECK_CUDA(cudaMemcpyAsync(static_cast<int32_t*>(dev) + off, pinned + off, count * sizeof(int32_t),
+                                   cudaMemcpyHostToDevice, work));
+    DSA_CHECK_CUDA(cudaEventCreateWithFlags(&ready[p], cudaEventDisableTiming));
+    DSA_CHECK_CUDA(cudaEventRecord(ready[p], work));
+    if (me > 0) {
+      g_nccl_mut->gather_pieces(arrays, {{me, mine[p], mine[p + 1] - mine[p], first[size_t(me)] + mine[p]}}, ready[p]);
+    } else if (int(p) < groups) {
+      receive(int(p), ready[p]);
+    }
+  }
+  while (me == 0 && posted < groups) receive(posted, nullptr);
+  double device_seconds = 0;
+  g_nccl_mut->wait_pieces(&device_seconds);
+  EXPECT_GT(device_seconds, 0.015) << "the GPU time from the first group start covers most of the first 20 ms hold";
+  DSA_CHECK_CUDA(cudaStreamSynchronize(work));
+  if (me == 0) {
+    std::vector<int32_t> got(host.size());
+    DSA_CHECK_CUDA(cudaMemcpy(got.data(), dev, got.size() * sizeof(int32_t), cudaMemcpyDeviceToHost));
+    for (int64_t r = 0; r < held; ++r)
+      for (int i = 0; i < row_len; i += 97) ASSERT_EQ(got[size_t(r) * row_len + i], value(r, i, 0)) << "row " << r;
+  }
+  for (cudaEvent_t e : ready) cudaEventDestroy(e);
+  cudaStreamDestroy(work);
+  DSA_CHECK_CUDA(cudaFreeHost(pinned));
+  DSA_CHECK_CUDA(cudaFree(dev));
+}
+
 }  // namespace
 }  // namespace dsa::comm
 
@@ -99,6 +180,7 @@ int main(int argc, char** argv) {
     DSA_CHECK_CUDA(cudaStreamCreate(&dsa::comm::g_stream));
     nccl = std::make_unique<dsa::comm::NcclComm>(world);
     dsa::comm::g_nccl = nccl.get();
+    dsa::comm::g_nccl_mut = nccl.get();
     if (world.is_root()) std::printf("NCCL gather tests on %d ranks, %s\n", world.size(), dsa::comm::NcclComm::library_version().c_str());
   } else if (world.is_root()) {
     std::printf("SKIPPED: some rank sees no GPU; the NCCL gather tests run on the GPU machine\n");
