@@ -78,8 +78,14 @@ class Backend {
   // Rows [0, rows) of results() in host memory, in host buffer set `slot` (0 or 1; each holds
   // max_held rows): a GPU backend downloads into pinned buffers, the CPU backend copies. Two
   // sets, so that rank 0 can write one batch's results while the next batch's come down.
-  // rows = 0 returns the set as it is (after a gather into it).
+  // rows = 0 returns the set as it is (after a gather into it, or once the downloads that
+  // download_rows enqueued are done: it waits for them).
   virtual ResultRows host_results(io::Stage stage, int64_t rows, int slot) = 0;
+  // Enqueues the download of result rows [r0, r1) into host set `slot`, to start once `ready`
+  // (a cudaEvent_t from a PieceListener) has completed, while later work runs: rank 0 takes a
+  // batch's results down piece by piece as they are computed. Nothing where results() are in
+  // host memory already; false where the backend cannot (then host_results downloads them).
+  virtual bool download_rows(io::Stage, int64_t /*r0*/, int64_t /*r1*/, int /*slot*/, void* /*ready*/) { return false; }
   // The stream results are produced on (a cudaStream_t), for a device-side gather; null for the CPU.
   virtual void* stream() const { return nullptr; }
 

@@ -64,6 +64,7 @@ class CudaBackend final : public Backend {
     name_ = "GPU " + std::to_string(device_) + ": " + prop.name + " (" + bus_id_ + ")";
     DSA_CHECK_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     DSA_CHECK_CUDA(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
+    DSA_CHECK_CUDA(cudaStreamCreateWithFlags(&download_stream_, cudaStreamNonBlocking));
     for (cudaEvent_t& e : events_) DSA_CHECK_CUDA(cudaEventCreate(&e));
     for (cudaEvent_t& e : uploaded_) DSA_CHECK_CUDA(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
     for (cudaEvent_t& e : uploaded_index_) DSA_CHECK_CUDA(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
@@ -77,6 +78,7 @@ class CudaBackend final : public Backend {
     for (cudaEvent_t e : uploaded_) cudaEventDestroy(e);
     for (cudaEvent_t e : uploaded_index_) cudaEventDestroy(e);
     for (cudaEvent_t e : computed_) cudaEventDestroy(e);
+    cudaStreamDestroy(download_stream_);
     cudaStreamDestroy(copy_stream_);
     cudaStreamDestroy(stream_);
   }
@@ -260,7 +262,27 @@ class CudaBackend final : public Backend {
       download(host.lse, dev.lse, rows * kHeads);
     }
     DSA_CHECK_CUDA(cudaStreamSynchronize(stream_));
+    DSA_CHECK_CUDA(cudaStreamSynchronize(download_stream_));  // download_rows' pieces
     return host;
+  }
+
+  bool download_rows(io::Stage stage, int64_t r0, int64_t r1, int slot, void* ready) override {
+    DSA_REQUIRE(slot == 0 || slot == 1, "cuda backend: host slot ", slot);
+    DSA_REQUIRE(ready != nullptr, "cuda backend: download_rows without an event");
+    // On its own stream, so that it runs beside the next piece's upload (copy_stream_) and
+    // kernels (stream_): the three go to different engines.
+    DSA_CHECK_CUDA(cudaStreamWaitEvent(download_stream_, static_cast<cudaEvent_t>(ready), 0));
+    const ResultRows dev = results();
+    auto down = [&](auto* host, const auto* from, int64_t per_row) {
+      DSA_CHECK_CUDA(cudaMemcpyAsync(host + r0 * per_row, from + r0 * per_row, size_t((r1 - r0) * per_row) * sizeof(*host),
+                                     cudaMemcpyDeviceToHost, download_stream_));
+    };
+    if (io::writes_topk(stage)) down(static_cast<int32_t*>(host_[slot].topk.get()), dev.topk, kTopK);
+    if (io::writes_attention(stage)) {
+      down(static_cast<uint16_t*>(host_[slot].output.get()), dev.output, int64_t(kHeads) * kCkvDim);
+      down(static_cast<float*>(host_[slot].lse.get()), dev.lse, kHeads);
+    }
+    return true;
   }
 
   void* stream() const override { return stream_; }
@@ -415,6 +437,7 @@ class CudaBackend final : public Backend {
   int64_t piece_rows_ = 256;
   int max_pieces_ = 4;
   cudaStream_t copy_stream_ = nullptr;
+  cudaStream_t download_stream_ = nullptr;  // download_rows
   cudaEvent_t uploaded_index_[kPieceCap] = {};  // each piece's indexer inputs
   cudaEvent_t uploaded_[kPieceCap] = {};        // and attention's
   cudaEvent_t computed_[kPieceCap] = {};        // after each piece's kernels, for the listener

@@ -32,6 +32,25 @@ bool gathers_with_nccl(const comm::World& world, const Backend& backend) {
 
 bool streams_pieces(const plan::Pieces& p) { return p.min_rows > 0 && p.max > 1; }
 
+// Rank 0 computing a whole batch: each piece's results go down to host set `slot` as soon as
+// its kernels are done, while the next pieces compute (fetch then waits for the last piece).
+class StreamedDownload final : public PieceListener {
+ public:
+  StreamedDownload(Backend& backend, io::Stage stage, int slot) : backend_(backend), stage_(stage), slot_(slot) {}
+  void piece_enqueued(int, int64_t r0, int64_t r1, void* ready) override {
+    if (ready == nullptr) return;  // results in host memory already
+    DSA_REQUIRE(r0 == done_, "streamed download: rows ", r0, "..", r1, " after rows up to ", done_);
+    if (backend_.download_rows(stage_, r0, r1, slot_, ready)) done_ = r1;
+  }
+  int64_t rows_done() const { return done_; }
+
+ private:
+  Backend& backend_;
+  io::Stage stage_;
+  int slot_;
+  int64_t done_ = 0;
+};
+
 #ifdef DSA_HAVE_NCCL
 // The result arrays a stage gathers: rows of this rank's buffers, to the same buffers on rank 0.
 std::vector<comm::RowArray> gathered_arrays(io::Stage stage, const ResultRows& r) {
@@ -154,6 +173,23 @@ void BatchStep::compute_and_gather(const plan::BatchPlan& plan, const io::RowsVi
                                    report::TimeSplit& split) {
   const int me = world_.rank();
   const bool streamed = nccl_ && plan.ranks > 1 && streams_pieces(streamed_);
+  downloaded_ = 0;
+  if (plan.ranks == 1 && world_.is_root() && backend_.results_on_device()) {
+    // Nothing to gather: the results go down to host memory piece by piece instead.
+    DSA_REQUIRE(mine.count == plan.rows, "batch ", plan.batch, ": ", mine.count, " rows given, the batch has ",
+                plan.rows);
+    StreamedDownload download(backend_, stage_, slot_);
+    const double t0 = report::now_seconds();
+    backend_.compute(stage_, mine, sm_scale, &download);
+    const ComputeTimes c = backend_.last_times();
+    split.upload += c.upload;
+    split.index += c.index;
+    split.attend += c.attend;
+    split.other += std::max(0.0, (report::now_seconds() - t0) - (c.upload + c.index + c.attend));
+    downloaded_ = download.rows_done();
+    on_host_ = false;
+    return;
+  }
   if (plan.active(me)) {
     DSA_REQUIRE(mine.count == plan.end(me) - plan.begin(me), "batch ", plan.batch, ": ", mine.count,
                 " rows given, the plan has ", plan.end(me) - plan.begin(me));
@@ -236,7 +272,11 @@ ResultRows BatchStep::fetch(const plan::BatchPlan& plan, int slot, report::TimeS
   // After an MPI gather the rows are in the host buffers already; a download now would
   // overwrite the gathered rows with the device's (rank 0's own only).
   DSA_REQUIRE(!on_host_ || slot == slot_, "BatchStep::fetch: slot ", slot, " after a gather into slot ", slot_);
-  const ResultRows r = backend_.host_results(stage_, on_host_ ? 0 : plan.rows, slot);
+  DSA_REQUIRE(downloaded_ == 0 || slot == slot_, "BatchStep::fetch: slot ", slot, " after downloads into slot ", slot_);
+  // Rows already on their way down (piece by piece) are only waited for; a backend that took
+  // none down (or only some) downloads the whole batch here.
+  const bool all_down = on_host_ || downloaded_ == plan.rows;
+  const ResultRows r = backend_.host_results(stage_, all_down ? 0 : plan.rows, slot);
   split.download += report::now_seconds() - t0;
   return r;
 }

@@ -61,7 +61,9 @@ class BatchStep {
   // kernels are done, while the next pieces compute; rank 0 receives piece q of every rank once
   // its own piece q is done. Adds this rank's times to split (upload, index, attend, other;
   // gather: the wait for the gather after the compute). Collective over the active ranks only:
-  // idle ranks return at once.
+  // idle ranks return at once. A batch on rank 0 alone with results on a GPU has nothing to
+  // gather: each piece's results start down to host set use_slot() as soon as its kernels are
+  // done, so that fetch() waits only for the last piece's.
   void compute_and_gather(const plan::BatchPlan& plan, const io::RowsView& mine, float sm_scale,
                           report::TimeSplit& split);
 
@@ -99,6 +101,7 @@ class BatchStep {
   std::unique_ptr<comm::NcclComm> nccl_;
   plan::Pieces streamed_;
   bool on_host_ = false;  // results already in host memory (MPI path), in set slot_
+  int64_t downloaded_ = 0;  // rows whose download into set slot_ compute_and_gather enqueued
   int slot_ = 0;
 };
 

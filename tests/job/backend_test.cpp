@@ -130,6 +130,47 @@ TEST_P(BackendTest, ComputeTellsOfEachPieceInOrder) {
   }
 }
 
+// What rank 0 relies on when it computes a batch alone: results taken down piece by piece
+// (download_rows on each piece's event) are the whole batch's results, in the host set asked
+// for, once host_results(stage, 0, slot) returns.
+TEST_P(BackendTest, PiecesDownloadedAsComputedAreTheWholeResults) {
+  struct Downloader final : PieceListener {
+    Backend* backend;
+    io::Stage stage;
+    int64_t done = 0;
+    bool taken = true;
+    void piece_enqueued(int, int64_t r0, int64_t r1, void* ready) override {
+      taken = taken && ready != nullptr && backend->download_rows(stage, r0, r1, 1, ready);
+      done = r1;
+    }
+  };
+  for (io::Stage stage : {io::Stage::indexer, io::Stage::attention, io::Stage::pipeline}) {
+    SCOPED_TRACE(io::stage_name(stage));
+    io::QueryRows rows = rows_;
+    if (stage == io::Stage::attention) rows.sparse_indices = run(io::Stage::indexer, rows_, 0, rows_count_).topk;
+    const Results whole = run(stage, rows, 0, rows_count_);  // downloaded at once, into set 0
+    backend_->reserve(stage, rows_count_, rows_count_, max_seq_len_, plan_.max_num_pages);
+    Downloader d;
+    d.backend = backend_.get();
+    d.stage = stage;
+    backend_->compute(stage, io::view(rows), float(plan_.config.sm_scale), &d);
+    EXPECT_EQ(d.done, rows_count_);
+    if (!backend_->results_on_device()) {
+      EXPECT_FALSE(d.taken) << "a backend with results in host memory downloads nothing";
+      continue;
+    }
+    ASSERT_TRUE(d.taken) << "a GPU backend takes every piece down";
+    const ResultRows h = backend_->host_results(stage, 0, 1);
+    if (!whole.topk.empty()) {
+      EXPECT_EQ(0, std::memcmp(h.topk, whole.topk.data(), whole.topk.size() * sizeof(int32_t)));
+    }
+    if (!whole.output.empty()) {
+      EXPECT_EQ(0, std::memcmp(h.output, whole.output.data(), whole.output.size() * sizeof(uint16_t)));
+      EXPECT_EQ(0, std::memcmp(h.lse, whole.lse.data(), whole.lse.size() * sizeof(float)));
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, BackendTest, ::testing::Values("cpu", "cuda"),
                          [](const auto& param_info) { return param_info.param; });
 
