@@ -449,7 +449,7 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
       for (int u = 0; u < kQuadUnroll; ++u) {
         const int q = base + u * kTopkThreads + tid;
         k4[u] = make_uint4(0u, 0u, 0u, 0u);
-        if (q < nq) {
+        if (base + u * kTopkThreads < nq && q < nq) {
           if constexpr (kSmemKeys) {
             k4[u] = *reinterpret_cast<const uint4*>(keys + 4 * q);  // within chunk_cap (a multiple of 64)
           } else {
@@ -458,10 +458,11 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
           }
         }
       }
-      uint32_t cms[kQuadUnroll];  // candidate bits of each group
+      uint32_t cms[kQuadUnroll] = {};  // candidate bits of each group
       uint32_t ncand = 0;
 #pragma unroll
       for (int u = 0; u < kQuadUnroll; ++u) {
+        if (base + u * kTopkThreads >= nq) break;  // no group of the block left (uniform: shuffles stay converged)
         const int q = base + u * kTopkThreads + tid;
         const uint32_t kk[4] = {k4[u].x, k4[u].y, k4[u].z, k4[u].w};
         uint32_t sel = 0, cm = 0;
@@ -597,16 +598,24 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
   }
   __syncthreads();
 
-  // 5. Position-ordered emission. Thread t owns bitmap words [t * wpt, (t + 1) * wpt). Block
-  // totals of the selected-above and tie keys go to every block of the cluster; block r takes
-  // the ties left after the lower blocks' (lowest positions first) and writes from the number
-  // of ids the lower blocks write.
-  const int wpt = (words + kTopkThreads - 1) / kTopkThreads;
-  const int w0 = min(tid * wpt, words), w1 = min(w0 + wpt, words);
+  // 5. Position-ordered emission. Thread t owns the bitmap units [t * upt, (t + 1) * upt): words
+  // of 32 positions, or bytes of 8 when the chunk has fewer words than threads (so that more
+  // threads share the serial walk over set bits). Block totals of the selected-above and tie
+  // keys go to every block of the cluster; block r takes the ties left after the lower blocks'
+  // (lowest positions first) and writes from the number of ids the lower blocks write.
+  const bool byte_units = words < kTopkThreads;  // block-uniform
+  const int ushift = byte_units ? 3 : 5;         // log2 of the positions per unit
+  const int units = byte_units ? (n + 7) >> 3 : words;
+  const int upt = (units + kTopkThreads - 1) / kTopkThreads;
+  const int u0 = min(tid * upt, units), u1 = min(u0 + upt, units);
+  // Unit u of a bitmap (little-endian: byte 4 w + j of the words holds positions 32 w + 8 j ..).
+  auto unit = [byte_units](const uint32_t* bitmap, int u) -> uint32_t {
+    return byte_units ? static_cast<uint32_t>(reinterpret_cast<const uint8_t*>(bitmap)[u]) : bitmap[u];
+  };
   uint32_t my_gt = 0, my_eq = 0;
-  for (int w = w0; w < w1; ++w) {
-    my_gt += __popc(sel_bits[w]);
-    my_eq += __popc(tie_bits[w]);
+  for (int u = u0; u < u1; ++u) {
+    my_gt += __popc(unit(sel_bits, u));
+    my_eq += __popc(unit(tie_bits, u));
   }
   // One scan of both counts: above-threshold keys (<= 2048) in bits [31:20], ties (< 2^20: the
   // launcher keeps chunks below kMaxTopkChunk) in bits [19:0].
@@ -637,9 +646,9 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
   int32_t* stage = reinterpret_cast<int32_t*>(cand_key);
   int64_t slot = gt_excl + (ties_left < eq_excl ? ties_left : eq_excl);
   int64_t take = clamp0(ties_left - eq_excl, static_cast<int64_t>(my_eq));  // ties of this thread
-  for (int w = w0; w < w1; ++w) {
-    uint32_t bits = sel_bits[w];
-    uint32_t t = tie_bits[w];
+  for (int u = u0; u < u1; ++u) {
+    uint32_t bits = unit(sel_bits, u);
+    uint32_t t = unit(tie_bits, u);
     if (t != 0 && take > 0) {
       const int c = __popc(t);
       if (c > take) {
@@ -658,7 +667,7 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
     }
     while (bits != 0) {
       const int b = __ffs(bits) - 1;
-      const int i = (w << 5) + b;
+      const int i = (u << ushift) + b;
       stage[slot++] = pages[i >> 6] * kPageSize + (i & (kPageSize - 1));
       bits &= bits - 1;
     }
