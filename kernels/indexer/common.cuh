@@ -19,6 +19,13 @@ inline constexpr int kQBytes = kIndexHeads * kIndexHeadDim;  // 8192 per row
 
 __host__ __device__ constexpr int64_t ceil_div64(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// floor(total * b / parts) without 64-bit division (b <= parts < 2^16): the start of part b of
+// `total` items split evenly into `parts`.
+__device__ __forceinline__ uint32_t split_point(uint32_t total, uint32_t b, uint32_t parts) {
+  const uint32_t q = total / parts, r = total - q * parts;
+  return q * b + (r * b) / parts;
+}
+
 // seq_len clamped to [0, cap] (cap: the launcher's bound from max_seq_len and the block table).
 __device__ __forceinline__ int32_t clamp_len(int32_t len, int32_t cap) { return len < 0 ? 0 : (len > cap ? cap : len); }
 

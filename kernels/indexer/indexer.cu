@@ -31,6 +31,7 @@ constexpr int kMinScoreStages = kStageMultiple;
 constexpr int kRowsPerScoresLaunch = 8192;  // bounds the per-block row prefix in shared memory
 constexpr int kScoresPagesPerBlock = 16;    // fewer blocks than SMs when the work is small
 constexpr int kMaxTopkCluster = 8;          // portable cluster size
+constexpr int32_t kTopkSplitKeys = 16384;   // keys per top-k block above which idle SMs take a share
 constexpr int kQTileBytes = idx::q_tile_bytes(idx::kMmaWgmmaF16);  // the largest q tile of any path
 constexpr int kDefaultTopkVariant = idx::kTopkGather;
 // Scores path on sm_90. kWgmma (fp8 operands, the tensor core's reduced-precision fp8
@@ -121,6 +122,13 @@ Plan make_plan(int64_t rows, int32_t max_seq_len, int64_t max_num_pages, const D
     // b=32 L=6400 14 us with 1 block per row, 18 us with 2; b=64 L=32K the same with 1 or 2).
     plan.smem_keys = plan.cluster != 0;
     if (!plan.smem_keys) plan.cluster = kMaxTopkCluster;
+    // Long rows with SMs to spare: more blocks per row while a block would own more than
+    // kTopkSplitKeys keys and the clusters of all rows still fit the SMs at once (H200,
+    // 2026-11-23: b=8 L=128K 67.3 us with 8 blocks per row, 68.6 with 4; b=64 L=32K 108.4 with
+    // 2 blocks per row, 108.3 with 1; b=32 L=6400 with 2: 31.4, with 1: 29.0).
+    while (plan.smem_keys && plan.cluster < kMaxTopkCluster && topk_chunk(plan.len_cap, plan.cluster) > kTopkSplitKeys &&
+           rows * plan.cluster * 2 <= caps.sms)
+      plan.cluster *= 2;
     if (topk_cluster > 0) {
       DSA_REQUIRE(topk_cluster <= kMaxTopkCluster && (topk_cluster & (topk_cluster - 1)) == 0,
                   "indexer: top-k cluster size ", topk_cluster, " is not 1, 2, 4 or 8");

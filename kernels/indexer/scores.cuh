@@ -193,6 +193,27 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_scores_ker
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int stages = args.stages, rows = args.rows;
 
+  // seq_len of row tid first: everything else waits for the page prefix built from them.
+  const int32_t len0 = tid < rows ? __ldg(args.seq_lens + tid) : 0;
+
+  // Start-up: the producer's first page ids depend on seq_lens (the page prefix below), then on
+  // the block table, then the pages: three dependent global loads before the first page is in.
+  // The producer guesses its first 32 items as if every row had len_cap tokens (exact when the
+  // rows are of equal length) and loads their page ids now, while seq_lens arrive; an id is used
+  // only when the real item is the guessed one (same row and page), so a wrong guess costs the
+  // load it would have made anyway. 32-bit math: the launcher keeps a call's pages below 2^31.
+  int32_t spec_row = -1, spec_pg = -1, spec_id = 0;
+  if (warp == kGroups * kWarpsPerGroup && args.len_cap > kTopK) {
+    const uint32_t pages_cap = static_cast<uint32_t>(ceil_div64(args.len_cap, kPageSize));  // <= bt_stride
+    const uint32_t total_guess = static_cast<uint32_t>(rows) * pages_cap;
+    const uint32_t w = split_point(total_guess, blockIdx.x, gridDim.x) + static_cast<uint32_t>(lane);
+    if (w < total_guess) {
+      spec_row = static_cast<int32_t>(w / pages_cap);
+      spec_pg = static_cast<int32_t>(w - static_cast<uint32_t>(spec_row) * pages_cap);
+      spec_id = __ldg(args.block_table + spec_row * args.bt_stride + spec_pg);
+    }
+  }
+
   if (tid == 0) {
     for (int s = 0; s < stages; ++s) {
       mbar_init(&full[s], 1);
@@ -203,7 +224,7 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_scores_ker
 
   // Page counts of the long rows, then their exclusive prefix (prefix[rows] = total).
   for (int r = tid; r < rows; r += blockDim.x) {
-    const int32_t len = clamp_len(__ldg(args.seq_lens + r), args.len_cap);
+    const int32_t len = clamp_len(r == tid ? len0 : __ldg(args.seq_lens + r), args.len_cap);
     prefix[r] = len > kTopK ? static_cast<int32_t>(ceil_div64(len, kPageSize)) : 0;
   }
   __syncthreads();
@@ -224,9 +245,9 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_scores_ker
   __syncthreads();
 
   if (stamps && threadIdx.x == 0) stamps[1] = clock64();
-  const int64_t total = prefix[rows];
-  const int64_t item_begin = total * blockIdx.x / gridDim.x;
-  const int64_t items = total * (blockIdx.x + 1) / gridDim.x - item_begin;
+  const int64_t total = prefix[rows];  // < 2^31 (launcher)
+  const int64_t item_begin = split_point(static_cast<uint32_t>(total), blockIdx.x, gridDim.x);
+  const int64_t items = split_point(static_cast<uint32_t>(total), blockIdx.x + 1, gridDim.x) - item_begin;
   if (items == 0) return;
   uint8_t* ring = smem + lay.ring;
   // Row of global page item w: the largest r with prefix[r] <= w (rows without pages skipped).
@@ -248,7 +269,8 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_scores_ker
     if (lane < items) {
       const int64_t w = item_begin + lane;
       const int r = find_row(w);
-      page_c = __ldg(args.block_table + r * args.bt_stride + static_cast<int32_t>(w - prefix[r]));
+      const int32_t pg = static_cast<int32_t>(w - prefix[r]);
+      page_c = (r == spec_row && pg == spec_pg) ? spec_id : __ldg(args.block_table + r * args.bt_stride + pg);
     }
     uint32_t stage = 0, phase = 0;
     for (int64_t b0 = 0; b0 < items; b0 += 32) {

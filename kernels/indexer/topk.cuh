@@ -17,8 +17,9 @@
 //      mantissa bits: 8 bins per binade); the histograms are summed into the leader block's
 //      (rank 0) through distributed shared memory, and every block finds the bin b* holding the
 //      2048th largest key;
-//   2. one pass over the chunk: a warp ballot per 32 positions makes the position bitmap of the
-//      keys above b*; keys in b* are compacted into a short candidate list (key, position);
+//   2. one pass over the chunk, four consecutive keys per thread (one 16-byte load): the
+//      position bitmap of the keys above b* (each lane's 4 bits ORed into the word of its 8
+//      lanes by shuffles); keys in b* are compacted into a short candidate list (key, position);
 //   3. the low 20 bits of the candidates are resolved in two 10-bit passes (gathered in the
 //      leader, which broadcasts the threshold, or with histograms summed on the leader), giving
 //      the exact threshold T and the number `rem` of keys equal to T the row takes. A pass stops
@@ -47,7 +48,9 @@ inline constexpr int kTopBins = 1 << kTopBits;      // 4096
 inline constexpr int kLowBits = 10;                 // then two digits of 10 bits
 inline constexpr int kLowBins = 1 << kLowBits;      // 1024
 inline constexpr int kCandCap = 2048;               // candidate list per block
-inline constexpr int kKeyUnroll = 4;                // loads in flight per thread
+inline constexpr int kKeyUnroll = 4;                // loads in flight per thread (scalar passes)
+inline constexpr int kLoadUnroll = 4;               // float4 loads in flight per thread (key load)
+inline constexpr int kQuadUnroll = 4;               // 4-key groups in flight per thread (classify)
 inline constexpr int kTopkCheckpoints = 12;
 inline constexpr int32_t kMaxTopkChunk = 1 << 20;  // keys one block may own (tie counts fit in 20 bits)
 
@@ -144,41 +147,112 @@ __device__ __forceinline__ void for_each_key(const uint32_t* keys, const float* 
   }
 }
 
-// Finds the bin b of hist (nb bins, thread t owning bins 4t .. 4t + 3) with
-// above(b) < rem <= above(b) + hist[b], above(b) = keys in bins > b. Writes b and above(b) to
-// state[0], state[1]. Block-wide (contains barriers).
-__device__ __forceinline__ void find_threshold_bin(const uint32_t* hist, uint32_t nb, uint32_t rem, uint32_t* state,
-                                                   uint32_t* scratch) {
-  const uint32_t tid = threadIdx.x;
-  uint32_t mine[4];
-  uint32_t sum = 0;
-#pragma unroll
-  for (int e = 0; e < 4; ++e) {
-    const uint32_t b = 4 * tid + e;
-    mine[e] = b < nb ? hist[b] : 0u;
-    sum += mine[e];
-  }
-  uint32_t total = 0;
-  const uint32_t excl = block_exclusive_sum(sum, scratch, total);
-  uint32_t above = total - excl - sum;  // keys in bins owned by higher threads
-#pragma unroll
-  for (int e = 3; e >= 0; --e) {
-    if (above < rem && above + mine[e] >= rem) {
-      state[0] = 4 * tid + e;
-      state[1] = above;
-    }
-    above += mine[e];
+// Finds the bin b of the kTopBins-bin first-digit histogram with
+// above(b) < rem <= above(b) + hist[b], above(b) = keys in bins > b, and writes b and above(b)
+// to state[0], state[1]. Warp w owns bins [128 w, 128 w + 128), lane l bins 4 l .. 4 l + 3 of
+// them (one 16-byte load; hist 16-byte aligned, local or distributed shared memory); the warp
+// totals go through scratch (32 words), then warp 0 finds the warp holding the crossing and the
+// bin within it. Block-wide (kTopkThreads = 32 warps); two barriers; state is read after it.
+__device__ __forceinline__ void find_top_bin(const uint32_t* hist, uint32_t rem, uint32_t* state, uint32_t* scratch) {
+  static_assert(kTopkThreads * 4 == kTopBins, "one 16-byte load of bins per thread");
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const uint4* h4 = reinterpret_cast<const uint4*>(hist);
+  {
+    const uint4 x = h4[tid];
+    const uint32_t wsum = __reduce_add_sync(0xffffffffu, x.x + x.y + x.z + x.w);
+    if (lane == 0) scratch[warp] = wsum;
   }
   __syncthreads();
+  if (warp == 0) {
+    const uint32_t s = scratch[lane];
+    const uint32_t incl = warp_inclusive_sum(s);
+    const uint32_t total = __shfl_sync(0xffffffffu, incl, 31);
+    const uint32_t above_w = total - incl;  // keys in the bins of higher warps
+    const uint32_t hit = __ballot_sync(0xffffffffu, above_w < rem && above_w + s >= rem);
+    const int ws = __ffs(hit) - 1;  // exactly one warp holds the crossing (rem <= total)
+    const uint32_t base = __shfl_sync(0xffffffffu, above_w, ws);
+    const uint4 y = h4[ws * 32 + lane];
+    const uint32_t m = y.x + y.y + y.z + y.w;
+    const uint32_t incl2 = warp_inclusive_sum(m);
+    uint32_t above = base + __shfl_sync(0xffffffffu, incl2, 31) - incl2;  // + keys of higher lanes of ws
+    if (above < rem && above + m >= rem) {
+      const uint32_t v[4] = {y.x, y.y, y.z, y.w};
+      int e = 0;
+      bool found = false;
+#pragma unroll
+      for (int c = 3; c >= 0; --c) {
+        if (!found && above + v[c] >= rem) {
+          e = c;
+          found = true;
+        }
+        if (!found) above += v[c];
+      }
+      state[0] = static_cast<uint32_t>(4 * (32 * ws + lane) + e);
+      state[1] = above;
+    }
+  }
+  __syncthreads();
+}
+
+// One warp finds the bin b of a kLowBins-bin histogram with above(b) < rem <= above(b) + hist[b]
+// (above(b) = keys in bins > b) and writes b and above(b) to state[0], state[1]. Lane l owns bins
+// [32 l, 32 l + 32), read as eight 16-byte loads (hist: 16-byte aligned, local or distributed
+// shared memory); the lane holding the crossing re-reads the one load that holds it. Called by
+// the 32 lanes of one warp, no block barrier.
+__device__ __forceinline__ void find_low_bin_warp(const uint32_t* hist, uint32_t rem, uint32_t* state) {
+  const int lane = threadIdx.x & 31;
+  const uint4* h4 = reinterpret_cast<const uint4*>(hist) + lane * 8;
+  uint32_t part[8];
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const uint4 x = h4[i];
+    part[i] = x.x + x.y + x.z + x.w;
+  }
+  uint32_t sum = 0;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) sum += part[i];
+  const uint32_t incl = warp_inclusive_sum(sum);
+  const uint32_t total = __shfl_sync(0xffffffffu, incl, 31);
+  uint32_t above = total - incl;  // keys in the bins of higher lanes
+  if (above < rem && above + sum >= rem) {
+    // The load i whose 4 bins hold the crossing, then the bin e among them (fully unrolled:
+    // no local-memory arrays).
+    int i = 0;
+    bool found = false;
+#pragma unroll
+    for (int c = 7; c >= 0; --c) {
+      if (!found && above + part[c] >= rem) {
+        i = c;
+        found = true;
+      }
+      if (!found) above += part[c];
+    }
+    const uint4 x = h4[i];
+    const uint32_t v[4] = {x.x, x.y, x.z, x.w};
+    int e = 0;
+    found = false;
+#pragma unroll
+    for (int c = 3; c >= 0; --c) {
+      if (!found && above + v[c] >= rem) {
+        e = c;
+        found = true;
+      }
+      if (!found) above += v[c];
+    }
+    state[0] = static_cast<uint32_t>(32 * lane + 4 * i + e);
+    state[1] = above;
+  }
 }
 
 // After the histogram of one low digit (kLowBins bins of the key bits at `shift`, among keys
 // matching prefix/mask): fixes that digit of the threshold into prefix and mask, counts the
 // keys above its bin out of rem, and returns whether the threshold bin is then taken whole.
-// Block-wide (find_threshold_bin contains a barrier); state[0..1] are read after it.
+// Block-wide: warp 0 finds the bin, then one barrier; state[0..1] and hist are read after it
+// (state is written again only after the caller's next barrier).
 __device__ __forceinline__ bool take_low_digit(const uint32_t* hist, int shift, uint32_t& prefix, uint32_t& mask,
-                                               int32_t& rem, uint32_t* state, uint32_t* scratch) {
-  find_threshold_bin(hist, kLowBins, static_cast<uint32_t>(rem), state, scratch);
+                                               int32_t& rem, uint32_t* state) {
+  if (threadIdx.x < 32) find_low_bin_warp(hist, static_cast<uint32_t>(rem), state);
+  __syncthreads();
   const uint32_t b = state[0];
   const uint32_t in_bin = hist[b];
   prefix |= b << shift;
@@ -197,23 +271,22 @@ struct TopkThreshold {
 
 // One block resolves the low 20 bits of the `count` keys of first-digit bin b* in gkey (all of
 // the row's keys in b*; any order): two 10-bit passes, stopping early when the threshold bin is
-// taken whole. `rem`: how many of them the row takes. Block-wide (contains barriers).
+// taken whole. `rem`: how many of them the row takes. `low`: two zeroed kLowBins histograms (one
+// per pass, so no pass waits for a clear). Block-wide (contains barriers: two per pass).
 __device__ __forceinline__ TopkThreshold resolve_gathered(const uint32_t* gkey, int count, uint32_t bstar, int32_t rem,
-                                                          uint32_t* hist, uint32_t* state, uint32_t* scratch) {
+                                                          uint32_t* low, uint32_t* state) {
   const int tid = threadIdx.x;
   uint32_t prefix = bstar << 20, mask = 0xFFF00000u;
   bool whole = false;
   for (int pass = 0; pass < 2 && !whole; ++pass) {
     const int shift = pass == 0 ? kLowBits : 0;
-    for (int b = tid; b < kLowBins; b += kTopkThreads) hist[b] = 0;
-    __syncthreads();
+    uint32_t* hist = low + pass * kLowBins;
     for (int j = tid; j < count; j += kTopkThreads) {
       const uint32_t k = gkey[j];
       if ((k & mask) == prefix) atomicAdd(hist + ((k >> shift) & (kLowBins - 1)), 1u);
     }
     __syncthreads();
-    whole = take_low_digit(hist, shift, prefix, mask, rem, state, scratch);
-    __syncthreads();  // hist and state are rewritten next
+    whole = take_low_digit(hist, shift, prefix, mask, rem, state);
   }
   return TopkThreshold{prefix, whole, whole ? 0 : rem};
 }
@@ -230,9 +303,10 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
     if (stamps) stamps[k] = clock64();
   };
   stamp(0);
-  // Scores come from the previous kernel (launched as its programmatic dependent).
-  grid_dependency_wait();
-  stamp(1);
+  // Up to the grid dependency wait below, nothing reads the scores: this part (short rows whole,
+  // the row's length, clearing shared memory) may overlap the end of the scores kernel when
+  // launched as its programmatic dependent. It reads only inputs of the call, which the scores
+  // kernel does not write.
   const int32_t len = clamp_len(__ldg(args.seq_lens + row), args.len_cap);
   int32_t* out_row = args.out + row * kTopK;
   const int32_t* bt_row = args.block_table + row * args.bt_stride;
@@ -271,22 +345,24 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
   if (tid < 8) state[tid] = 0;
 
   const float* src = args.scores + row * args.score_stride + begin;
-  for (int j = tid; j < (n + kPageSize - 1) / kPageSize; j += kTopkThreads) pages[j] = __ldg(bt_row + (begin >> 6) + j);
+  // Scores come from the previous kernel (launched as its programmatic dependent).
+  grid_dependency_wait();
+  stamp(1);
   __syncthreads();
 
   // 1. Keys into shared memory, histogram of their top 12 bits.
   if constexpr (kSmemKeys) {
     const int n4 = n >> 2;  // src is 256-byte aligned: row stride and begin are multiples of 64
     const float4* src4 = reinterpret_cast<const float4*>(src);
-    for (int base = 0; base < n4; base += kTopkThreads * kKeyUnroll) {
-      float4 v[kKeyUnroll];
+    for (int base = 0; base < n4; base += kTopkThreads * kLoadUnroll) {
+      float4 v[kLoadUnroll];
 #pragma unroll
-      for (int u = 0; u < kKeyUnroll; ++u) {
+      for (int u = 0; u < kLoadUnroll; ++u) {
         const int i = base + u * kTopkThreads + tid;
         if (i < n4) v[u] = __ldg(src4 + i);
       }
 #pragma unroll
-      for (int u = 0; u < kKeyUnroll; ++u) {
+      for (int u = 0; u < kLoadUnroll; ++u) {
         const int i = base + u * kTopkThreads + tid;
         if (i < n4) {
           uint4 k;
@@ -307,6 +383,9 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
   } else {
     for_each_key<false>(keys, src, n, [&](int, uint32_t k) { atomicAdd(hist + (k >> 20), 1u); });
   }
+  // The page ids of the chunk (read only when emitting): loaded after the keys, so their latency
+  // overlaps the keys' instead of preceding it.
+  for (int j = tid; j < (n + kPageSize - 1) / kPageSize; j += kTopkThreads) pages[j] = __ldg(bt_row + (begin >> 6) + j);
   stamp(2);
   if (clustered) {
     cluster_sync();  // the leader's arrays are zeroed and every block has started
@@ -321,7 +400,7 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
   stamp(3);
 
   // The bin b* of the first digit, and whether it is taken whole.
-  find_threshold_bin(leader_top, kTopBins, kTopK, state, scratch);
+  find_top_bin(leader_top, kTopK, state, scratch);
   const uint32_t bstar = state[0];
   int32_t rem = kTopK - static_cast<int32_t>(state[1]);
   const uint32_t row_cands = leader_top[bstar];  // keys of the row in b*
@@ -330,17 +409,12 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
 
   // 2. One pass over the chunk: the bitmap of the keys above b* (all of b* when it is taken
   // whole), and the keys in b* compacted into the candidate list (any order: only their
-  // multiset and positions matter). In a warp, lane l holds position 32 w + l: one ballot is
-  // bitmap word w, stored by lane 0 (the words past the chunk's end are never read).
-  auto takes_top = [&](uint32_t key) {
-    const uint32_t bin = key >> 20;
-    return bin > bstar || (whole_top && bin == bstar);
-  };
-  auto cands_top = [&](uint32_t key) { return !whole_top && (key >> 20) == bstar; };
+  // multiset and positions matter). Bits past the chunk's end are 0; the words past it are
+  // never read.
   const uint32_t local_cands = whole_top ? 0u : hist[bstar];
   const bool compact = local_cands <= static_cast<uint32_t>(kCandCap);
   // Calls f(i, valid, key) for every position i of the chunk, all lanes of every warp
-  // together (for ballots); invalid past the chunk's end.
+  // together (for ballots); invalid past the chunk's end. (Step 4 when b* is not compacted.)
   auto for_each_word = [&](auto&& f) {
     for (int base = 0; base < n; base += kTopkThreads * kKeyUnroll) {
       uint32_t k[kKeyUnroll];
@@ -360,15 +434,78 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
       }
     }
   };
-  for_each_word([&](int i, bool valid, uint32_t key) {
-    const uint32_t w = __ballot_sync(0xffffffffu, valid && takes_top(key));
-    if (lane == 0 && i < n) sel_bits[i >> 5] = w;
-    if (compact && valid && cands_top(key)) {
-      const uint32_t c = atomicAdd(state + 5, 1u);
-      cand_key[c] = key;
-      cand_pos[c] = static_cast<uint32_t>(i);
+  // Four consecutive keys per thread (one 16-byte load): lane l of a warp holds positions
+  // 4 (32 w + l) .. + 3 of its 128, i.e. bits 4 (l % 8) .. + 3 of bitmap word 4 w + l / 8; the
+  // eight lanes of a word OR their nibbles together (three shuffles) and the first stores it.
+  {
+    const int nq = (n + 3) >> 2;  // 4-key groups of the chunk (the last may run past its end)
+    const int thr_bin = whole_top ? static_cast<int>(bstar) - 1 : static_cast<int>(bstar);  // taken: bin > thr_bin
+    const int cand_bin = (whole_top || !compact) ? -1 : static_cast<int>(bstar);             // listed: bin == cand_bin
+    const int shift = (lane & 7) * 4;
+    const float4* src4 = reinterpret_cast<const float4*>(src);  // 256-byte aligned (see the load)
+    for (int base = 0; base < nq; base += kTopkThreads * kQuadUnroll) {
+      uint4 k4[kQuadUnroll];
+#pragma unroll
+      for (int u = 0; u < kQuadUnroll; ++u) {
+        const int q = base + u * kTopkThreads + tid;
+        k4[u] = make_uint4(0u, 0u, 0u, 0u);
+        if (base + u * kTopkThreads < nq && q < nq) {
+          if constexpr (kSmemKeys) {
+            k4[u] = *reinterpret_cast<const uint4*>(keys + 4 * q);  // within chunk_cap (a multiple of 64)
+          } else {
+            const float4 f = __ldg(src4 + q);  // within the row's stride (a multiple of 64)
+            k4[u] = make_uint4(float_key(f.x), float_key(f.y), float_key(f.z), float_key(f.w));
+          }
+        }
+      }
+      uint32_t cms[kQuadUnroll] = {};  // candidate bits of each group
+      uint32_t ncand = 0;
+#pragma unroll
+      for (int u = 0; u < kQuadUnroll; ++u) {
+        if (base + u * kTopkThreads >= nq) break;  // no group of the block left (uniform: shuffles stay converged)
+        const int q = base + u * kTopkThreads + tid;
+        const uint32_t kk[4] = {k4[u].x, k4[u].y, k4[u].z, k4[u].w};
+        uint32_t sel = 0, cm = 0;
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const int bin = static_cast<int>(kk[j] >> 20);
+          sel |= static_cast<uint32_t>(bin > thr_bin) << j;
+          cm |= static_cast<uint32_t>(bin == cand_bin) << j;
+        }
+        const int left = n - 4 * q;  // positions of this group inside the chunk
+        const uint32_t valid = left >= 4 ? 0xFu : (left <= 0 ? 0u : (1u << left) - 1u);
+        sel &= valid;
+        cms[u] = cm & valid;
+        ncand += static_cast<uint32_t>(__popc(cms[u]));
+        uint32_t word = sel << shift;
+        word |= __shfl_xor_sync(0xffffffffu, word, 1);
+        word |= __shfl_xor_sync(0xffffffffu, word, 2);
+        word |= __shfl_xor_sync(0xffffffffu, word, 4);
+        if ((lane & 7) == 0 && q < nq) sel_bits[q >> 3] = word;
+      }
+      // The warp's candidates of this iteration: one slot reservation for all of them.
+      if (__any_sync(0xffffffffu, ncand != 0)) {
+        const uint32_t incl = warp_inclusive_sum(ncand);
+        uint32_t c = 0;
+        if (lane == 31) c = atomicAdd(state + 5, incl);
+        c = __shfl_sync(0xffffffffu, c, 31) + incl - ncand;
+#pragma unroll
+        for (int u = 0; u < kQuadUnroll; ++u) {
+          if (cms[u] == 0u) continue;
+          const int q = base + u * kTopkThreads + tid;
+          const uint32_t kk[4] = {k4[u].x, k4[u].y, k4[u].z, k4[u].w};
+#pragma unroll
+          for (int j = 0; j < 4; ++j) {
+            if ((cms[u] >> j) & 1u) {
+              cand_key[c] = kk[j];
+              cand_pos[c] = static_cast<uint32_t>(4 * q + j);
+              ++c;
+            }
+          }
+        }
+      }
     }
-  });
+  }
   __syncthreads();
   stamp(5);
 
@@ -387,7 +524,7 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
       cluster_sync();  // the leader holds every candidate of the row
       if (rank == 0) {
         const TopkThreshold t = resolve_gathered(sm + TopkLayout::kGatherKey, static_cast<int>(row_cands), bstar, rem,
-                                                 hist, state, scratch);
+                                                 sm + TopkLayout::kLeaderLow, state);
         if (tid < static_cast<int>(csize)) {
           uint32_t* b = map_to_rank(sm + TopkLayout::kBcast, static_cast<uint32_t>(tid));
           b[0] = t.prefix;
@@ -399,7 +536,7 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
       const uint32_t* b = sm + TopkLayout::kBcast;
       th = TopkThreshold{b[0], b[1] != 0u, static_cast<int32_t>(b[2])};
     } else {
-      th = resolve_gathered(cand_key, static_cast<int>(local_cands), bstar, rem, hist, state, scratch);
+      th = resolve_gathered(cand_key, static_cast<int>(local_cands), bstar, rem, sm + TopkLayout::kLeaderLow, state);
     }
   } else {
     // The low 20 bits, histograms summed over the cluster: candidates in the list, or the
@@ -430,7 +567,7 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
         }
         cluster_sync();
       }
-      whole = take_low_digit(summed, shift, prefix, mask, rem, state, scratch);
+      whole = take_low_digit(summed, shift, prefix, mask, rem, state);
       __syncthreads();  // hist and state are rewritten next
     }
     th = TopkThreshold{prefix, whole, whole ? 0 : rem};
@@ -461,16 +598,24 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
   }
   __syncthreads();
 
-  // 5. Position-ordered emission. Thread t owns bitmap words [t * wpt, (t + 1) * wpt). Block
-  // totals of the selected-above and tie keys go to every block of the cluster; block r takes
-  // the ties left after the lower blocks' (lowest positions first) and writes from the number
-  // of ids the lower blocks write.
-  const int wpt = (words + kTopkThreads - 1) / kTopkThreads;
-  const int w0 = min(tid * wpt, words), w1 = min(w0 + wpt, words);
+  // 5. Position-ordered emission. Thread t owns the bitmap units [t * upt, (t + 1) * upt): words
+  // of 32 positions, or bytes of 8 when the chunk has fewer words than threads (so that more
+  // threads share the serial walk over set bits). Block totals of the selected-above and tie
+  // keys go to every block of the cluster; block r takes the ties left after the lower blocks'
+  // (lowest positions first) and writes from the number of ids the lower blocks write.
+  const bool byte_units = words < kTopkThreads;  // block-uniform
+  const int ushift = byte_units ? 3 : 5;         // log2 of the positions per unit
+  const int units = byte_units ? (n + 7) >> 3 : words;
+  const int upt = (units + kTopkThreads - 1) / kTopkThreads;
+  const int u0 = min(tid * upt, units), u1 = min(u0 + upt, units);
+  // Unit u of a bitmap (little-endian: byte 4 w + j of the words holds positions 32 w + 8 j ..).
+  auto unit = [byte_units](const uint32_t* bitmap, int u) -> uint32_t {
+    return byte_units ? static_cast<uint32_t>(reinterpret_cast<const uint8_t*>(bitmap)[u]) : bitmap[u];
+  };
   uint32_t my_gt = 0, my_eq = 0;
-  for (int w = w0; w < w1; ++w) {
-    my_gt += __popc(sel_bits[w]);
-    my_eq += __popc(tie_bits[w]);
+  for (int u = u0; u < u1; ++u) {
+    my_gt += __popc(unit(sel_bits, u));
+    my_eq += __popc(unit(tie_bits, u));
   }
   // One scan of both counts: above-threshold keys (<= 2048) in bits [31:20], ties (< 2^20: the
   // launcher keeps chunks below kMaxTopkChunk) in bits [19:0].
@@ -501,9 +646,9 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
   int32_t* stage = reinterpret_cast<int32_t*>(cand_key);
   int64_t slot = gt_excl + (ties_left < eq_excl ? ties_left : eq_excl);
   int64_t take = clamp0(ties_left - eq_excl, static_cast<int64_t>(my_eq));  // ties of this thread
-  for (int w = w0; w < w1; ++w) {
-    uint32_t bits = sel_bits[w];
-    uint32_t t = tie_bits[w];
+  for (int u = u0; u < u1; ++u) {
+    uint32_t bits = unit(sel_bits, u);
+    uint32_t t = unit(tie_bits, u);
     if (t != 0 && take > 0) {
       const int c = __popc(t);
       if (c > take) {
@@ -522,7 +667,7 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
     }
     while (bits != 0) {
       const int b = __ffs(bits) - 1;
-      const int i = (w << 5) + b;
+      const int i = (u << ushift) + b;
       stage[slot++] = pages[i >> 6] * kPageSize + (i & (kPageSize - 1));
       bits &= bits - 1;
     }
