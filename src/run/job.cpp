@@ -177,60 +177,18 @@ int run_job(const JobOptions& o, const comm::World& world) {
   // Costs matter only where auto has a choice to make.
   const bool choosing = o.ranks == 0 && world.size() > 1 && o.calibration != "none";
   const int64_t sample_rows = calibration_rows(info, kCalibrationRows);
-  // Each step below that a rank may fail alone is collectively() on its own, with no
-  // collective call inside it, so a failing rank cannot leave the others waiting.
-  if (!collectively(world, [&] {
-        kv = workload->read_kv();
-        backend->load_kv(kv);
-        if (choosing) backend->reserve(o.stage, sample_rows, sample_rows, max_seq_len, info.max_num_pages);
-      }))
-    return kExitFailed;
-  if (choosing) {
-    ComputeCurve curve;
-    if (!collectively(world, [&] {
-          if (!world.is_root()) return;
-          curve = o.calibration == "measure"
-                      ? calibrate_on_workload(*backend, *workload, o.stage, work, sample_rows, kCalibrationSeconds)
-                      : read_calibration(o.calibration, o.stage);
-        }))
-      return kExitFailed;
-    share_curve(world, std::move(curve), model);
-    model.source = o.calibration == "measure" ? "measured at start-up" : o.calibration;
-  }
-  if (!collectively(world, [&] { step = std::make_unique<BatchStep>(world, *backend, o.stage); })) return kExitFailed;
-  if (choosing) {
-    apply_gather(model, measure_gather(world, *step, std::max<int64_t>(1, sample_rows / world.size()),
-                                       model.result_bytes_per_row));
-  }
-  if (!collectively(world, [&] {
-        plans = plan::plan_job(info.batch_offsets, work, world.size(), o.ranks, model);
-        // The largest slice this rank computes; rank 0 holds whole batches.
-        int64_t max_rows = 0;
-        for (const plan::BatchPlan& p : plans) max_rows = std::max(max_rows, p.end(world.rank()) - p.begin(world.rank()));
-        backend->reserve(o.stage, max_rows, world.is_root() ? max_batch_rows : max_rows, max_seq_len,
-                         info.max_num_pages);
-      }))
-    return kExitFailed;
-  double total_work = 0;
-  for (const auto& p : plans) total_work += p.work;
-  header.gather = world.size() > 1 ? step->transport() : "none (one rank)";
-  header.cost_model = describe(model, choosing, o);
-  report.set_header(header);
-  if (world.is_root()) report.print_setup(std::cout);
-  report.mark_setup_done();
-
-  // --- 5. The batches. --------------------------------------------------------------------------
-  // Overlapped: batch b+1's rows are read (a reader thread) while batch b computes, and rank 0
-  // writes batch b (a writer thread) while batch b+1 computes; results alternate between two
-  // host buffer sets so the write and the next download never share one. The io layer keeps
-  // those two threads out of HDF5 at the same time.
-  const float sm_scale = sm_scale_of(info);
-  Watchdog watchdog(o.timeout, world.rank());
-  const int me = world.rank();
-  double background_read = 0, background_write = 0;  // seconds the reader and writer spent
-  // A rank's rows of a batch: read straight into the backend's staging buffers of the batch's
+  auto plan_and_reserve = [&] {
+    plans = plan::plan_job(info.batch_offsets, work, world.size(), o.ranks, model);
+    // The largest slice this rank computes; rank 0 holds whole batches.
+    int64_t max_rows = 0;
+    for (const plan::BatchPlan& p : plans) max_rows = std::max(max_rows, p.end(world.rank()) - p.begin(world.rank()));
+    backend->reserve(o.stage, max_rows, world.is_root() ? max_batch_rows : max_rows, max_seq_len, info.max_num_pages);
+  };
+  // The batches' reader (section 5 uses it). A rank's rows of a batch: read straight into the backend's staging buffers of the batch's
   // slot where it has them (page-locked memory on a GPU, which uploads at the full link
   // rate), else into host vectors.
+  const int me = world.rank();
+  double background_read = 0, background_write = 0;  // seconds the reader and writer spent
   struct Slice {
     io::QueryRows owned;
     io::RowsView rows;
@@ -256,6 +214,53 @@ int run_job(const JobOptions& o, const comm::World& world) {
   auto start_read = [&](size_t b) {
     if (b < plans.size()) next_rows = std::async(std::launch::async, read_slice, b);
   };
+  // Each step below that a rank may fail alone is collectively() on its own, with no
+  // collective call inside it, so a failing rank cannot leave the others waiting.
+  // Without a choice to make, the plan needs no measurement: plan and size the buffers first,
+  // so that the first batch's rows are read while the KV caches load.
+  if (!choosing) {
+    if (!collectively(world, plan_and_reserve)) return kExitFailed;
+    start_read(static_cast<size_t>(first_batch));
+  }
+  if (!collectively(world, [&] {
+        kv = workload->read_kv();
+        backend->load_kv(kv);
+        if (choosing) backend->reserve(o.stage, sample_rows, sample_rows, max_seq_len, info.max_num_pages);
+      }))
+    return kExitFailed;
+  if (choosing) {
+    ComputeCurve curve;
+    if (!collectively(world, [&] {
+          if (!world.is_root()) return;
+          curve = o.calibration == "measure"
+                      ? calibrate_on_workload(*backend, *workload, o.stage, work, sample_rows, kCalibrationSeconds)
+                      : read_calibration(o.calibration, o.stage);
+        }))
+      return kExitFailed;
+    share_curve(world, std::move(curve), model);
+    model.source = o.calibration == "measure" ? "measured at start-up" : o.calibration;
+  }
+  if (!collectively(world, [&] { step = std::make_unique<BatchStep>(world, *backend, o.stage); })) return kExitFailed;
+  if (choosing) {
+    apply_gather(model, measure_gather(world, *step, std::max<int64_t>(1, sample_rows / world.size()),
+                                       model.result_bytes_per_row));
+  }
+  if (choosing && !collectively(world, plan_and_reserve)) return kExitFailed;
+  double total_work = 0;
+  for (const auto& p : plans) total_work += p.work;
+  header.gather = world.size() > 1 ? step->transport() : "none (one rank)";
+  header.cost_model = describe(model, choosing, o);
+  report.set_header(header);
+  if (world.is_root()) report.print_setup(std::cout);
+  report.mark_setup_done();
+
+  // --- 5. The batches. --------------------------------------------------------------------------
+  // Overlapped: batch b+1's rows are read (a reader thread) while batch b computes, and rank 0
+  // writes batch b (a writer thread) while batch b+1 computes; results alternate between two
+  // host buffer sets so the write and the next download never share one. The io layer keeps
+  // those two threads out of HDF5 at the same time.
+  const float sm_scale = sm_scale_of(info);
+  Watchdog watchdog(o.timeout, world.rank());
   std::future<void> writing;  // rank 0: the previous batch's write
   auto finish_write = [&] {
     if (writing.valid()) writing.get();  // rethrows the writer's error
@@ -268,7 +273,7 @@ int run_job(const JobOptions& o, const comm::World& world) {
     write_reports(o, header, report, fib_tags);
   };
 
-  start_read(static_cast<size_t>(first_batch));
+  if (choosing) start_read(static_cast<size_t>(first_batch));
   int64_t stop = 0;  // the signal all ranks agreed to stop on (0 = none)
   for (size_t b = static_cast<size_t>(first_batch); b < plans.size(); ++b) {
     const plan::BatchPlan& plan = plans[b];
