@@ -153,6 +153,24 @@ __device__ __forceinline__ void for_each_key(const uint32_t* keys, const float* 
 // them (one 16-byte load; hist 16-byte aligned, local or distributed shared memory); the warp
 // totals go through scratch (32 words), then warp 0 finds the warp holding the crossing and the
 // bin within it. Block-wide (kTopkThreads = 32 warps); two barriers; state is read after it.
+// Counting down from v[N-1] with `above` keys already above: the index c at which the count
+// first reaches rem (above + v[c] >= rem); `above` becomes the keys above entry c. Fully
+// unrolled over a register array (no local memory).
+template <int N>
+__device__ __forceinline__ int crossing_from_top(const uint32_t (&v)[N], uint32_t rem, uint32_t& above) {
+  int at = 0;
+  bool found = false;
+#pragma unroll
+  for (int c = N - 1; c >= 0; --c) {
+    if (!found && above + v[c] >= rem) {
+      at = c;
+      found = true;
+    }
+    if (!found) above += v[c];
+  }
+  return at;
+}
+
 __device__ __forceinline__ void find_top_bin(const uint32_t* hist, uint32_t rem, uint32_t* state, uint32_t* scratch) {
   static_assert(kTopkThreads * 4 == kTopBins, "one 16-byte load of bins per thread");
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -177,16 +195,7 @@ __device__ __forceinline__ void find_top_bin(const uint32_t* hist, uint32_t rem,
     uint32_t above = base + __shfl_sync(0xffffffffu, incl2, 31) - incl2;  // + keys of higher lanes of ws
     if (above < rem && above + m >= rem) {
       const uint32_t v[4] = {y.x, y.y, y.z, y.w};
-      int e = 0;
-      bool found = false;
-#pragma unroll
-      for (int c = 3; c >= 0; --c) {
-        if (!found && above + v[c] >= rem) {
-          e = c;
-          found = true;
-        }
-        if (!found) above += v[c];
-      }
+      const int e = crossing_from_top(v, rem, above);
       state[0] = static_cast<uint32_t>(4 * (32 * ws + lane) + e);
       state[1] = above;
     }
@@ -215,30 +224,11 @@ __device__ __forceinline__ void find_low_bin_warp(const uint32_t* hist, uint32_t
   const uint32_t total = __shfl_sync(0xffffffffu, incl, 31);
   uint32_t above = total - incl;  // keys in the bins of higher lanes
   if (above < rem && above + sum >= rem) {
-    // The load i whose 4 bins hold the crossing, then the bin e among them (fully unrolled:
-    // no local-memory arrays).
-    int i = 0;
-    bool found = false;
-#pragma unroll
-    for (int c = 7; c >= 0; --c) {
-      if (!found && above + part[c] >= rem) {
-        i = c;
-        found = true;
-      }
-      if (!found) above += part[c];
-    }
+    // The load i whose 4 bins hold the crossing, then the bin e among them.
+    const int i = crossing_from_top(part, rem, above);
     const uint4 x = h4[i];
     const uint32_t v[4] = {x.x, x.y, x.z, x.w};
-    int e = 0;
-    found = false;
-#pragma unroll
-    for (int c = 3; c >= 0; --c) {
-      if (!found && above + v[c] >= rem) {
-        e = c;
-        found = true;
-      }
-      if (!found) above += v[c];
-    }
+    const int e = crossing_from_top(v, rem, above);
     state[0] = static_cast<uint32_t>(32 * lane + 4 * i + e);
     state[1] = above;
   }
