@@ -114,6 +114,14 @@ std::vector<int64_t> piece_cuts(int64_t rows, const Pieces& pieces) {
   const int64_t n = pieces.min_rows > 0 && pieces.max > 1
                         ? std::clamp<int64_t>(rows / pieces.min_rows, 1, pieces.max)
                         : 1;
+  if (pieces.tapered && pieces.min_rows > 0 && pieces.max > 1 && rows >= pieces.min_rows) {
+    // Half-pieces at both ends: cut p at rows * (p - 1/2) / n for p = 1..n.
+    std::vector<int64_t> cuts(static_cast<size_t>(n) + 2);
+    cuts[0] = 0;
+    for (int64_t p = 1; p <= n; ++p) cuts[static_cast<size_t>(p)] = rows * (2 * p - 1) / (2 * n);
+    cuts[static_cast<size_t>(n) + 1] = rows;
+    return cuts;
+  }
   std::vector<int64_t> cuts(static_cast<size_t>(n) + 1);
   for (int64_t p = 0; p <= n; ++p) cuts[static_cast<size_t>(p)] = rows * p / n;
   return cuts;

@@ -35,9 +35,14 @@ double max_part_work(const std::vector<double>& work, const std::vector<int64_t>
 // rows / min_rows pieces, at most `max`, of nearly equal rows (each at least min_rows, unless
 // the slice is one piece). min_rows 0 or max 1: one piece. One rule for the backend that cuts
 // and for rank 0, which posts a receive for every piece of every other rank.
+// `tapered`: the first and the last piece of half the others' rows (n + 1 pieces in all, each
+// end at least min_rows / 2): the upload the first kernels wait for and the results the last
+// kernels leave behind are then half as large. Used where no other rank needs the rule (rank 0
+// computing a batch alone, its results going down to host memory piece by piece).
 struct Pieces {
   int64_t min_rows = 0;
   int max = 1;
+  bool tapered = false;
   bool operator==(const Pieces&) const = default;
 };
 // The cut points: pieces + 1 row offsets within the slice, 0 first, `rows` last (just {0, 0}

@@ -34,6 +34,9 @@ class PieceListener {
   // Rows [r0, r1) of the slice, piece `piece`: their results are in rows [r0, r1) of results()
   // once `ready` (a cudaEvent_t) has completed; null: they are there already.
   virtual void piece_enqueued(int piece, int64_t r0, int64_t r1, void* ready) = 0;
+  // Whether compute() should cut the slice by its tapered rule (pieces(stage, true)): only a
+  // listener that no other rank's rule must match may ask.
+  virtual bool tapered() const { return false; }
 };
 
 class Backend {
@@ -65,7 +68,9 @@ class Backend {
 
   // How compute() cuts a slice into pieces (plan::piece_cuts): a GPU computes piece p while
   // piece p+1 uploads. The same on every rank of one kind of device; one piece by default.
-  virtual plan::Pieces pieces(io::Stage) const { return {}; }
+  // `tapered`: the rule with half-pieces at both ends (plan::Pieces::tapered), its end pieces
+  // still at least min_slice_rows.
+  virtual plan::Pieces pieces(io::Stage, bool /*tapered*/ = false) const { return {}; }
 
   // Host buffers for the rows of a slice (set `slot`, 0 or 1, each max_rows rows), which
   // compute() uploads from fastest: page-locked memory on a GPU. capacity 0 (the CPU): none,

@@ -194,7 +194,7 @@ class CudaBackend final : public Backend {
     // has at least min_slice_rows rows, so every row is computed as in one call of the whole
     // slice (results do not depend on the pieces). The pipeline's indexer waits only for the
     // indexer's inputs: attention's (two thirds of the bytes) upload while it runs.
-    const std::vector<int64_t> cuts = plan::piece_cuts(rows.count, pieces(stage));
+    const std::vector<int64_t> cuts = plan::piece_cuts(rows.count, pieces(stage, listener && listener->tapered()));
     const int64_t n_pieces = static_cast<int64_t>(cuts.size()) - 1;
     auto piece_begin = [&](int64_t p) { return cuts[size_t(p)]; };
     begin();
@@ -232,8 +232,10 @@ class CudaBackend final : public Backend {
     finish();
   }
 
-  plan::Pieces pieces(io::Stage stage) const override {
-    return {std::max<int64_t>(piece_rows_, min_slice_rows(stage)), max_pieces_};
+  plan::Pieces pieces(io::Stage stage, bool tapered) const override {
+    // Tapered end pieces have min_rows / 2 rows or more: still at least min_slice_rows.
+    const int64_t least = tapered ? 2 * min_slice_rows(stage) : min_slice_rows(stage);
+    return {std::max<int64_t>(piece_rows_, least), max_pieces_, tapered};
   }
 
   ResultRows results() override {

@@ -43,6 +43,9 @@ class StreamedDownload final : public PieceListener {
     if (backend_.download_rows(stage_, r0, r1, slot_, ready)) done_ = r1;
   }
   int64_t rows_done() const { return done_; }
+  // No other rank follows this batch's pieces: half-pieces at both ends shorten the upload the
+  // first kernels wait for and the download left after the last.
+  bool tapered() const override { return true; }
 
  private:
   Backend& backend_;

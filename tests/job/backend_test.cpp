@@ -112,6 +112,8 @@ TEST_P(BackendTest, ComputeTellsOfEachPieceInOrder) {
   struct Recorder final : PieceListener {
     std::vector<int64_t> cuts = {0};
     int pieces = 0;
+    bool taper = false;
+    bool tapered() const override { return taper; }
     void piece_enqueued(int piece, int64_t r0, int64_t r1, void*) override {
       EXPECT_EQ(piece, pieces++);
       EXPECT_EQ(r0, cuts.back());
@@ -119,13 +121,19 @@ TEST_P(BackendTest, ComputeTellsOfEachPieceInOrder) {
     }
   };
   for (io::Stage stage : {io::Stage::indexer, io::Stage::pipeline}) {
-    SCOPED_TRACE(io::stage_name(stage));
-    backend_->reserve(stage, rows_count_, rows_count_, max_seq_len_, plan_.max_num_pages);
-    Recorder told;
-    backend_->compute(stage, io::view(rows_), float(plan_.config.sm_scale), &told);
-    EXPECT_EQ(told.cuts, plan::piece_cuts(rows_count_, backend_->pieces(stage)));
-    if (GetParam() != "cpu") {
-      EXPECT_GT(told.pieces, 1) << "600 rows should go in pieces on a GPU";
+    for (bool taper : {false, true}) {
+      SCOPED_TRACE(std::string(io::stage_name(stage)) + (taper ? ", tapered" : ""));
+      backend_->reserve(stage, rows_count_, rows_count_, max_seq_len_, plan_.max_num_pages);
+      Recorder told;
+      told.taper = taper;
+      backend_->compute(stage, io::view(rows_), float(plan_.config.sm_scale), &told);
+      EXPECT_EQ(told.cuts, plan::piece_cuts(rows_count_, backend_->pieces(stage, taper)));
+      if (GetParam() != "cpu") {
+        EXPECT_GT(told.pieces, 1) << "600 rows should go in pieces on a GPU";
+        // Every piece, the tapered ends too, is at least min_slice_rows (identical results).
+        for (size_t i = 0; i + 1 < told.cuts.size(); ++i)
+          EXPECT_GE(told.cuts[i + 1] - told.cuts[i], backend_->min_slice_rows(stage));
+      }
     }
   }
 }
@@ -139,6 +147,7 @@ TEST_P(BackendTest, PiecesDownloadedAsComputedAreTheWholeResults) {
     io::Stage stage;
     int64_t done = 0;
     bool taken = true;
+    bool tapered() const override { return true; }  // as rank 0 alone takes them
     void piece_enqueued(int, int64_t r0, int64_t r1, void* ready) override {
       taken = taken && ready != nullptr && backend->download_rows(stage, r0, r1, 1, ready);
       done = r1;

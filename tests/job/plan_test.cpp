@@ -185,6 +185,28 @@ TEST(Pieces, CutsOfNearlyEqualRowsEachAtLeastTheMinimum) {
   EXPECT_THROW(piece_cuts(-1, {256, 4}), Error);
 }
 
+TEST(Pieces, TaperedCutsHaveHalfPiecesAtBothEnds) {
+  EXPECT_EQ(piece_cuts(1024, {256, 4, true}), (std::vector<int64_t>{0, 128, 384, 640, 896, 1024}));
+  EXPECT_EQ(piece_cuts(300, {256, 4, true}), (std::vector<int64_t>{0, 150, 300}));
+  EXPECT_EQ(piece_cuts(100, {256, 4, true}), (std::vector<int64_t>{0, 100}));  // too small to cut
+  EXPECT_EQ(piece_cuts(1024, {256, 1, true}), (std::vector<int64_t>{0, 1024}));
+  for (int64_t rows = 1; rows < 3000; rows += 37) {
+    for (const Pieces p : {Pieces{256, 4, true}, Pieces{134, 8, true}}) {
+      const std::vector<int64_t> c = piece_cuts(rows, p);
+      EXPECT_EQ(c.front(), 0);
+      EXPECT_EQ(c.back(), rows);
+      EXPECT_LE(c.size() - 1, size_t(p.max) + 1);
+      if (c.size() == 2) continue;
+      for (size_t i = 0; i + 1 < c.size(); ++i) {
+        const bool end = i == 0 || i + 2 == c.size();
+        EXPECT_GE(c[i + 1] - c[i], end ? p.min_rows / 2 : p.min_rows) << rows << " rows, piece " << i;
+      }
+      // The ends are half the middle pieces (within a row).
+      if (c.size() > 3) EXPECT_NEAR(double(c[1] - c[0]), double(c[2] - c[1]) / 2, 1.0) << rows;
+    }
+  }
+}
+
 TEST(CostModel, AStreamedGatherHidesAllButItsLastPiece) {
   CostModel m;
   m.seconds_per_unit = 1e-6;
