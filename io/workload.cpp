@@ -303,7 +303,7 @@ struct WorkloadFile::Impl {
     };
     if (raw && layouts[id]) {
       raw->pool().run(steps, [&](int64_t s) {
-        thread_local std::vector<T> buffer;  // one per I/O thread, kept for the next dataset
+        std::vector<T> buffer;  // per step: nothing stays allocated after the scan
         scan_step(s, buffer);
       });
     } else {
