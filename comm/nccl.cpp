@@ -13,6 +13,7 @@ struct NcclComm::Impl {
   ncclComm_t comm = nullptr;
   cudaStream_t stream = nullptr;  // the streamed gather's
   cudaEvent_t start = nullptr, stop = nullptr;
+  cudaEvent_t group_done = nullptr;  // after the latest gather_pieces group
   bool started = false;  // start recorded since the last wait_pieces
 };
 
@@ -27,6 +28,7 @@ NcclComm::NcclComm(const World& world) : impl_(std::make_unique<Impl>()), rank_(
   DSA_CHECK_CUDA(cudaStreamCreateWithPriority(&impl_->stream, cudaStreamNonBlocking, greatest));
   DSA_CHECK_CUDA(cudaEventCreate(&impl_->start));
   DSA_CHECK_CUDA(cudaEventCreate(&impl_->stop));
+  DSA_CHECK_CUDA(cudaEventCreateWithFlags(&impl_->group_done, cudaEventDisableTiming));
 }
 
 NcclComm::~NcclComm() {
@@ -37,6 +39,7 @@ NcclComm::~NcclComm() {
   }
   if (impl_->start) cudaEventDestroy(impl_->start);
   if (impl_->stop) cudaEventDestroy(impl_->stop);
+  if (impl_->group_done) cudaEventDestroy(impl_->group_done);
   if (impl_->comm) ncclCommDestroy(impl_->comm);
 }
 
@@ -62,8 +65,8 @@ void NcclComm::gather_rows(const std::vector<RowArray>& arrays, const std::vecto
   DSA_CHECK_CUDA(cudaStreamSynchronize(s));
 }
 
-void NcclComm::gather_pieces(const std::vector<RowArray>& arrays, const std::vector<RowPiece>& pieces, void* after) {
-  if (pieces.empty()) return;
+void* NcclComm::gather_pieces(const std::vector<RowArray>& arrays, const std::vector<RowPiece>& pieces, void* after) {
+  if (pieces.empty()) return nullptr;
   cudaStream_t s = impl_->stream;
   if (!impl_->started) {
     DSA_CHECK_CUDA(cudaEventRecord(impl_->start, s));
@@ -87,6 +90,8 @@ void NcclComm::gather_pieces(const std::vector<RowArray>& arrays, const std::vec
     }
   }
   DSA_CHECK_NCCL(ncclGroupEnd());
+  DSA_CHECK_CUDA(cudaEventRecord(impl_->group_done, s));
+  return impl_->group_done;
 }
 
 void NcclComm::wait_pieces(double* device_seconds) {

@@ -53,7 +53,10 @@ class NcclComm {
   // rank 0 may hold pieces of several senders. wait_pieces() returns when every group enqueued
   // so far is done; with `device_seconds`, it also says how long this GPU took for them, from
   // the first group's start (before its `after`) to the last one's end.
-  void gather_pieces(const std::vector<RowArray>& arrays, const std::vector<RowPiece>& pieces, void* after);
+  // Returns an event (a cudaEvent_t) that completes once this group is done (null where the
+  // pieces were empty): wait on it at once (cudaStreamWaitEvent takes its state when called),
+  // since the next call records it again.
+  void* gather_pieces(const std::vector<RowArray>& arrays, const std::vector<RowPiece>& pieces, void* after);
   void wait_pieces(double* device_seconds = nullptr);
 
   // "NCCL 2.28.3".

@@ -32,17 +32,19 @@ bool gathers_with_nccl(const comm::World& world, const Backend& backend) {
 
 bool streams_pieces(const plan::Pieces& p) { return p.min_rows > 0 && p.max > 1; }
 
-// Rank 0 computing a whole batch: each piece's results go down to host set `slot` as soon as
-// its kernels are done, while the next pieces compute (fetch then waits for the last piece).
+// Rank 0's results going down to host set `slot` piece by piece as soon as each is in its device
+// buffers, while the next pieces compute (fetch then waits for the last): as a listener when
+// rank 0 computes a batch alone, through StreamedGather when other ranks send pieces.
 class StreamedDownload final : public PieceListener {
  public:
   StreamedDownload(Backend& backend, io::Stage stage, int slot) : backend_(backend), stage_(stage), slot_(slot) {}
-  void piece_enqueued(int, int64_t r0, int64_t r1, void* ready) override {
+  void piece_enqueued(int, int64_t r0, int64_t r1, void* ready) override { take(r0, r1, ready); }
+  // Rows [r0, r1) of the batch, in rank 0's device buffers once `ready` completes.
+  void take(int64_t r0, int64_t r1, void* ready) {
     if (ready == nullptr) return;  // results in host memory already
-    DSA_REQUIRE(r0 == done_, "streamed download: rows ", r0, "..", r1, " after rows up to ", done_);
-    if (backend_.download_rows(stage_, r0, r1, slot_, ready)) done_ = r1;
+    if (backend_.download_rows(stage_, r0, r1, slot_, ready)) done_ += r1 - r0;
   }
-  int64_t rows_done() const { return done_; }
+  int64_t rows_done() const { return done_; }  // rows whose download is enqueued
   // No other rank follows this batch's pieces: half-pieces at both ends shorten the upload the
   // first kernels wait for and the download left after the last.
   bool tapered() const override { return true; }
@@ -73,9 +75,11 @@ std::vector<comm::RowArray> gathered_arrays(io::Stage stage, const ResultRows& r
 // the one rule (plan::piece_cuts), so rank 0 knows them without being told.
 class StreamedGather final : public PieceListener {
  public:
+  // `download` (rank 0, may be null): where each piece's rows go down to host memory as soon as
+  // they are in rank 0's device buffers (its own pieces once computed, the others' once received).
   StreamedGather(comm::NcclComm& nccl, std::vector<comm::RowArray> arrays, const plan::BatchPlan& plan, int me,
-                 const plan::Pieces& pieces)
-      : nccl_(nccl), arrays_(std::move(arrays)), plan_(plan), me_(me) {
+                 const plan::Pieces& pieces, StreamedDownload* download = nullptr)
+      : nccl_(nccl), arrays_(std::move(arrays)), plan_(plan), me_(me), download_(download) {
     for (int r = 0; r < plan.ranks; ++r) cuts_.push_back(plan::piece_cuts(plan.end(r) - plan.begin(r), pieces));
     for (int r = 1; r < plan.ranks; ++r) groups_ = std::max(groups_, pieces_of(r));
   }
@@ -90,7 +94,9 @@ class StreamedGather final : public PieceListener {
       nccl_.gather_pieces(arrays_, {{me_, r0, r1 - r0, 0}}, ready);
       return;
     }
-    // Rank 0: this piece's group; after its own last piece, the groups of longer slices.
+    // Rank 0: its own piece goes down; this piece's group; after its own last piece, the groups
+    // of longer slices.
+    if (download_) download_->take(r0, r1, ready);
     const int last = piece + 1 == pieces_of(0) ? groups_ - 1 : piece;
     for (int q = piece; q <= last && q < groups_; ++q) receive(q, q == piece ? ready : nullptr);
   }
@@ -121,7 +127,9 @@ class StreamedGather final : public PieceListener {
       const int64_t row = c[size_t(q)];
       group.push_back({r, row, c[size_t(q) + 1] - row, plan_.begin(r) - plan_.begin(0) + row});
     }
-    nccl_.gather_pieces(arrays_, group, ready);
+    void* done = nccl_.gather_pieces(arrays_, group, ready);
+    if (download_ && done)
+      for (const comm::RowPiece& p : group) download_->take(p.at, p.at + p.rows, done);
     ++received_;
   }
 
@@ -133,6 +141,7 @@ class StreamedGather final : public PieceListener {
   int groups_ = 0;                          // rank 0: the most pieces of any sender
   int next_ = 0;                            // this rank's next piece
   int received_ = 0;                        // rank 0: groups posted
+  StreamedDownload* download_ = nullptr;
 };
 #endif
 
@@ -199,9 +208,11 @@ void BatchStep::compute_and_gather(const plan::BatchPlan& plan, const io::RowsVi
     const double t0 = report::now_seconds();
 #ifdef DSA_HAVE_NCCL
     std::unique_ptr<StreamedGather> streaming;
+    // Rank 0 takes each piece down to host memory as it lands (fetch waits for the last).
+    StreamedDownload download(backend_, stage_, slot_);
     if (streamed)
       streaming = std::make_unique<StreamedGather>(*nccl_, gathered_arrays(stage_, backend_.results()), plan, me,
-                                                   streamed_);
+                                                   streamed_, me == 0 ? &download : nullptr);
     backend_.compute(stage_, mine, sm_scale, streaming.get());
 #else
     backend_.compute(stage_, mine, sm_scale);
@@ -216,6 +227,7 @@ void BatchStep::compute_and_gather(const plan::BatchPlan& plan, const io::RowsVi
     if (streaming) {
       streaming->finish();
       split.gather += report::now_seconds() - t1;
+      downloaded_ = download.rows_done();
     }
 #endif
   }

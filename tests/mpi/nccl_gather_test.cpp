@@ -124,13 +124,27 @@ TEST(NcclGather, StreamedPiecesWaitForTheirEvents) {
   int groups = 0;
   for (int r = 1; r < n; ++r) groups = std::max(groups, int(cuts_of(r).size()) - 1);
   int posted = 0;
+  // Rank 0 copies each received group to host memory on a stream of its own, after the event
+  // gather_pieces returns: what it copies must already be the sent rows.
+  int32_t* landed = nullptr;
+  DSA_CHECK_CUDA(cudaMallocHost(reinterpret_cast<void**>(&landed), host.size() * sizeof(int32_t)));
+  std::fill(landed, landed + host.size(), -5);
+  cudaStream_t down = nullptr;
+  DSA_CHECK_CUDA(cudaStreamCreateWithFlags(&down, cudaStreamNonBlocking));
   auto receive = [&](int q, void* after) {
     std::vector<RowPiece> group;
     for (int r = 1; r < n; ++r) {
       const std::vector<int64_t> c = cuts_of(r);
       if (q + 1 < int(c.size())) group.push_back({r, c[size_t(q)], c[size_t(q) + 1] - c[size_t(q)], first[size_t(r)] + c[size_t(q)]});
     }
-    g_nccl_mut->gather_pieces(arrays, group, after);
+    void* done = g_nccl_mut->gather_pieces(arrays, group, after);
+    ASSERT_NE(done, nullptr);
+    DSA_CHECK_CUDA(cudaStreamWaitEvent(down, static_cast<cudaEvent_t>(done), 0));
+    for (const RowPiece& p : group) {
+      const size_t off = size_t(p.at) * row_len;
+      DSA_CHECK_CUDA(cudaMemcpyAsync(landed + off, static_cast<int32_t*>(dev) + off, size_t(p.rows) * row_len * sizeof(int32_t),
+                                     cudaMemcpyDeviceToHost, down));
+    }
     ++posted;
   };
   for (size_t p = 0; p + 1 < mine.size(); ++p) {
@@ -152,6 +166,13 @@ TEST(NcclGather, StreamedPiecesWaitForTheirEvents) {
   g_nccl_mut->wait_pieces(&device_seconds);
   EXPECT_GT(device_seconds, 0.015) << "the GPU time from the first group start covers most of the first 20 ms hold";
   DSA_CHECK_CUDA(cudaStreamSynchronize(work));
+  DSA_CHECK_CUDA(cudaStreamSynchronize(down));
+  if (me == 0) {
+    for (int64_t r = rows_of(0); r < held; ++r)  // every other rank's rows, copied after their group's event
+      for (int i = 0; i < row_len; i += 97) ASSERT_EQ(landed[size_t(r) * row_len + i], value(r, i, 0)) << "row " << r;
+  }
+  cudaStreamDestroy(down);
+  DSA_CHECK_CUDA(cudaFreeHost(landed));
   if (me == 0) {
     std::vector<int32_t> got(host.size());
     DSA_CHECK_CUDA(cudaMemcpy(got.data(), dev, got.size() * sizeof(int32_t), cudaMemcpyDeviceToHost));
