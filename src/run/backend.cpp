@@ -2,16 +2,14 @@
 #include <thread>
 
 #include "comm/gpu_binding.hpp"
+#include "common/cores.hpp"
 #include "common/error.hpp"
 #include "src/run/backend.hpp"
 
 namespace dsa::run {
 
 std::unique_ptr<Backend> make_backend(const std::string& which, int threads, const comm::World& world) {
-  if (threads == 0) {
-    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    threads = std::max(1, cores / world.local_size());
-  }
+  if (threads == 0) threads = cores_share(world.local_size());
 #ifdef DSA_HAVE_CUDA
   const int gpus = visible_cuda_devices();
   const bool every_rank_has_gpu = world.all(gpus > 0);

@@ -11,6 +11,7 @@
 
 #include "comm/gather.hpp"
 #include "comm/gpu_binding.hpp"
+#include "common/cores.hpp"
 #include "common/error.hpp"
 #include "io/results.hpp"
 #include "io/workload.hpp"
@@ -63,12 +64,10 @@ void write_reports(const JobOptions& o, const report::JobHeader& header, const r
   if (!o.fib_traces.empty()) import::write_fib_traces(o.fib_traces, header, report.batches(), fib_tags);
 }
 
-// Threads a rank gives to file I/O by default: its share of the node's cores, at most 8 (a
-// batch's rows and results are a few tens of MB; 8 threads read them at memory speed).
-int io_threads_share(const comm::World& world) {
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  return std::clamp(cores / std::max(1, world.local_size()), 1, 8);
-}
+// Threads a rank gives to file I/O by default: its share of the node's cores (as its CPU
+// binding allows), at most 8 (a batch's rows and results are a few tens of MB; 8 threads read
+// them at memory speed).
+int io_threads_share(const comm::World& world) { return std::min(cores_share(world.local_size()), 8); }
 
 }  // namespace
 
@@ -160,6 +159,11 @@ int run_job(const JobOptions& o, const comm::World& world) {
       }))
     return kExitFailed;
   first_batch = world.max(first_batch);  // only rank 0 knows it
+  // A launcher that binds each rank to fewer cores than its share of the node (mpirun binds
+  // to one core per rank when np <= 2) leaves the I/O and CPU threads crowding those cores.
+  const int node_share =
+      std::max(1, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) / std::max(1, world.local_size()));
+  const int64_t fewest_cores = -world.max(-static_cast<int64_t>(usable_cores()));
   if (world.is_root()) {
     for (const std::string& d : results->written_through_hdf5()) header.io_through_hdf5.push_back(o.results + ":" + d);
     report.set_header(header);
@@ -167,7 +171,11 @@ int run_job(const JobOptions& o, const comm::World& world) {
     if (o.resume && first_batch > 0)
       std::cout << "# resuming: " << first_batch << " of " << info.num_batches() << " batches already in "
                 << o.results << "\n";
-  }
+  }  if (world.is_root() && fewest_cores < std::min(node_share, 8))
+    std::cout << "# note: a rank may run on only " << fewest_cores << " core(s) (its launcher's CPU binding), "
+              << "fewer than its share of the node (" << node_share << "); its file I/O and CPU threads are "
+              << "limited to them: `mpirun --bind-to none` (or --map-by slot:PE=N) gives ranks more\n";
+
 
   // --- 4. KV caches (once per rank), the cost model, the plan, every buffer. -------------------
   io::KvCache kv;

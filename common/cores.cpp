@@ -1,0 +1,25 @@
+#include "common/cores.hpp"
+
+#include <sched.h>
+
+#include <algorithm>
+#include <thread>
+
+namespace dsa {
+
+int usable_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    const int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+int cores_share(int local_ranks) {
+  const int node = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::max(1, std::min(usable_cores(), node / std::max(1, local_ranks)));
+}
+
+}  // namespace dsa
