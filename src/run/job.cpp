@@ -171,11 +171,11 @@ int run_job(const JobOptions& o, const comm::World& world) {
     if (o.resume && first_batch > 0)
       std::cout << "# resuming: " << first_batch << " of " << info.num_batches() << " batches already in "
                 << o.results << "\n";
-  }  if (world.is_root() && fewest_cores < std::min(node_share, 8))
+  }
+  if (world.is_root() && fewest_cores < std::min(node_share, 8))
     std::cout << "# note: a rank may run on only " << fewest_cores << " core(s) (its launcher's CPU binding), "
               << "fewer than its share of the node (" << node_share << "); its file I/O and CPU threads are "
               << "limited to them: `mpirun --bind-to none` (or --map-by slot:PE=N) gives ranks more\n";
-
 
   // --- 4. KV caches (once per rank), the cost model, the plan, every buffer. -------------------
   io::KvCache kv;
