@@ -13,7 +13,7 @@ start=$SECONDS
 step() { echo; echo "=== [$((SECONDS - start)) s] $*"; }
 note_fail() { echo "FAILED: $*"; status=1; }
 export NCCL_NVLS_ENABLE=0  # never NVLink multicast on shared machines
-mpi=(mpirun --oversubscribe -x NCCL_NVLS_ENABLE)
+mpi=(mpirun --oversubscribe --bind-to none -x NCCL_NVLS_ENABLE)  # ranks use several cores (I/O threads)
 [ "$(id -u)" -eq 0 ] && mpi+=(--allow-run-as-root)
 work=${WORK_DIR:-$(mktemp -d)}
 mkdir -p "$work"
