@@ -45,6 +45,12 @@ TimeSplit& TimeSplit::operator+=(const TimeSplit& o) {
 }
 
 namespace {
+nlohmann::json setup_phases_json(const std::vector<std::pair<std::string, double>>& phases) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& [name, seconds] : phases) out.push_back({{"phase", name}, {"seconds", seconds}});
+  return out;
+}
+
 nlohmann::json split_json(const TimeSplit& t) {
   return {{"read", t.read},     {"upload", t.upload}, {"index", t.index},
           {"attend", t.attend}, {"download", t.download}, {"other", t.other},
@@ -124,6 +130,13 @@ void JobReport::print_summary(std::ostream& out) const {
                 static_cast<long long>(rows), records_.size(), batch_seconds,
                 batch_seconds > 0 ? double(rows) / batch_seconds : 0.0, setup_seconds_, elapsed());
   out << line;
+  if (!setup_phases_.empty()) {
+    out << "start-up:";
+    for (size_t i = 0; i < setup_phases_.size(); ++i)
+      out << (i ? "," : "") << " " << setup_phases_[i].first << " "
+          << (setup_phases_[i].second < 60 ? format("%.2f s", setup_phases_[i].second) : duration_text(setup_phases_[i].second));
+    out << "\n";
+  }
   TimeSplit t;
   for (const BatchRecord& r : records_) t += r.split;
   const double total = t.total();
@@ -199,6 +212,7 @@ void JobReport::write_json(const std::string& path) const {
         {"batch_seconds", batch_seconds},
         {"rows_per_second", batch_seconds > 0 ? double(rows) / batch_seconds : 0.0},
         {"setup_seconds", setup_seconds_},
+        {"setup_phases", setup_phases_json(setup_phases_)},
         {"background_read_seconds", background_read_},
         {"background_write_seconds", background_write_},
         {"split", split_json(split)},

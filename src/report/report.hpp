@@ -78,6 +78,11 @@ class JobReport {
   // the end of start-up (validation, KV load) so the summary can separate it.
   double elapsed() const;
   void mark_setup_done();
+  // The job's timer starts at `t` (now_seconds()) instead of the report's construction, so
+  // start-up covers the checks that ran before the header was known.
+  void set_start(double t) { start_ = t; }
+  // Start-up, phase by phase ("checks", "KV read", ...): seconds each; printed in the summary.
+  void set_setup_phases(std::vector<std::pair<std::string, double>> phases) { setup_phases_ = std::move(phases); }
   // Seconds the reader and writer threads spent, overlapped with the batches (not in the split).
   void set_background(double read_seconds, double write_seconds) {
     background_read_ = read_seconds;
@@ -90,6 +95,7 @@ class JobReport {
   std::vector<BatchRecord> records_;
   double start_ = 0;
   double setup_seconds_ = 0;
+  std::vector<std::pair<std::string, double>> setup_phases_;
   double work_done_ = 0;
   double background_read_ = 0, background_write_ = 0;
 };

@@ -48,8 +48,11 @@ class Backend {
   // What identifies the device on its host (a GPU's PCI bus id); "" for the CPU.
   virtual std::string device_id() const { return ""; }
 
-  // Called once per job with the KV caches the stage needs; `kv` outlives the backend's use.
+  // Called once per job with the KV caches the stage needs; `kv` outlives the backend's use
+  // where keeps_host_kv() (the CPU computes from it), else it may go once load_kv returns (a
+  // GPU has copied it).
   virtual void load_kv(const io::KvCache& kv) = 0;
+  virtual bool keeps_host_kv() const { return true; }
 
   // Sizes every buffer before the batches: this rank computes at most `max_rows` rows of a
   // batch and holds at most `max_held` result rows (rank 0 holds whole batches, the other

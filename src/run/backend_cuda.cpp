@@ -87,6 +87,8 @@ class CudaBackend final : public Backend {
   std::string device() const override { return name_; }
   std::string device_id() const override { return bus_id_; }
 
+  bool keeps_host_kv() const override { return false; }  // load_kv copies it to the device
+
   void load_kv(const io::KvCache& kv) override {
     // Checked up front so a too-large workload fails with the sizes, before any kernel runs.
     const size_t need = kv.index_k.size() + 2 * (kv.ckv.size() + kv.kpe.size());

@@ -73,6 +73,15 @@ int io_threads_share(const comm::World& world) { return std::min(cores_share(wor
 
 int run_job(const JobOptions& o, const comm::World& world) {
   const int io_threads = o.io_threads >= 0 ? o.io_threads : io_threads_share(world);
+  // Start-up, phase by phase (rank 0's wall time; the report lists them).
+  const double t_begin = report::now_seconds();
+  double t_phase = t_begin;
+  std::vector<std::pair<std::string, double>> phases;
+  auto phase_done = [&](const char* name) {
+    const double now = report::now_seconds();
+    phases.emplace_back(name, now - t_phase);
+    t_phase = now;
+  };
   // --- 1. Open and check the workload (structure on every rank, contents on rank 0). ---------
   std::optional<io::WorkloadFile> workload;
   io::RowStats stats;
@@ -93,6 +102,7 @@ int run_job(const JobOptions& o, const comm::World& world) {
   const io::WorkloadInfo& info = workload->info();
   world.broadcast(stats.seq_lens);
   world.broadcast(stats.valid_ids);
+  phase_done("checks");
 
   // --- 2. Backend and plan. -------------------------------------------------------------------
   std::unique_ptr<Backend> backend;
@@ -136,7 +146,9 @@ int run_job(const JobOptions& o, const comm::World& world) {
   header.rank_policy = o.ranks == 0 ? "auto" : std::to_string(o.ranks);
   for (const io::NonFinite& n : stats.nonfinite)
     header.nonfinite.push_back({n.dataset, n.values, n.text(), n.nan, n.inf, n.first_row});
+  phase_done("backend");
   report::JobReport report(header);
+  report.set_start(t_begin);
 
   std::optional<io::ResultsFile> results;
   int64_t first_batch = 0;  // --resume: the first batch not yet on disk
@@ -158,6 +170,7 @@ int run_job(const JobOptions& o, const comm::World& world) {
         }
       }))
     return kExitFailed;
+  phase_done("results file");
   first_batch = world.max(first_batch);  // only rank 0 knows it
   // A launcher that binds each rank to fewer cores than its share of the node (mpirun binds
   // to one core per rank when np <= 2) leaves the I/O and CPU threads crowding those cores.
@@ -229,13 +242,22 @@ int run_job(const JobOptions& o, const comm::World& world) {
   if (!choosing) {
     if (!collectively(world, plan_and_reserve)) return kExitFailed;
     start_read(static_cast<size_t>(first_batch));
+    phase_done("plan and buffers");
   }
+  double kv_read_seconds = 0;
   if (!collectively(world, [&] {
+        kv_read_seconds = report::now_seconds();
         kv = workload->read_kv();
+        kv_read_seconds = report::now_seconds() - kv_read_seconds;
         backend->load_kv(kv);
+        // A GPU holds its own copy now: the host's (the whole cache, on every rank) can go.
+        if (!backend->keeps_host_kv()) kv = io::KvCache{};
         if (choosing) backend->reserve(o.stage, sample_rows, sample_rows, max_seq_len, info.max_num_pages);
       }))
     return kExitFailed;
+  phases.emplace_back("KV read", kv_read_seconds);
+  phase_done("KV load");
+  phases.back().second -= kv_read_seconds;
   if (choosing) {
     ComputeCurve curve;
     if (!collectively(world, [&] {
@@ -247,6 +269,7 @@ int run_job(const JobOptions& o, const comm::World& world) {
       return kExitFailed;
     share_curve(world, std::move(curve), model);
     model.source = o.calibration == "measure" ? "measured at start-up" : o.calibration;
+    phase_done("calibration");
   }
   if (!collectively(world, [&] { step = std::make_unique<BatchStep>(world, *backend, o.stage); })) return kExitFailed;
   if (choosing) {
@@ -254,11 +277,13 @@ int run_job(const JobOptions& o, const comm::World& world) {
                                        model.result_bytes_per_row));
   }
   if (choosing && !collectively(world, plan_and_reserve)) return kExitFailed;
+  phase_done(choosing ? "gather set-up, plan and buffers" : "gather set-up");
   double total_work = 0;
   for (const auto& p : plans) total_work += p.work;
   header.gather = world.size() > 1 ? step->transport() : "none (one rank)";
   header.cost_model = describe(model, choosing, o);
   report.set_header(header);
+  report.set_setup_phases(phases);
   if (world.is_root()) report.print_setup(std::cout);
   report.mark_setup_done();
 

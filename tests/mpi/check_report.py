@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """check_report.py REPORT.json ROWS BATCHES: the JSON report of dsa-run is complete and its
-time split adds up (each batch's parts are measured back to back on rank 0)."""
+time split adds up (each batch's parts are measured back to back on rank 0), and start-up is
+listed phase by phase."""
 import json
 import sys
 
@@ -30,6 +31,15 @@ for p in parts + ["total"]:
         errors.append(f"summary {p} is not the sum over batches")
 if d["summary"]["rows"] != rows:
     errors.append("summary rows")
+phases = d["summary"]["setup_phases"]
+names = [p["phase"] for p in phases]
+for need in ("checks", "backend", "results file", "KV read", "KV load"):
+    if need not in names:
+        errors.append(f"start-up phase {need!r} missing from {names}")
+if any(p["seconds"] < 0 for p in phases):
+    errors.append(f"negative start-up phase in {phases}")
+if sum(p["seconds"] for p in phases) > d["summary"]["setup_seconds"] + 1e-6:
+    errors.append("start-up phases add up to more than the start-up")
 for e in errors:
     print("FAIL", e)
 print(f"{report}: {'ok' if not errors else str(len(errors)) + ' problems'}")
