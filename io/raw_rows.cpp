@@ -205,7 +205,8 @@ void ParallelFile::read_here(const std::vector<RawExtent>& extents, const std::s
   for (const RawExtent& e : extents) read_piece(e, 0, e.bytes, what);
 }
 
-void ParallelFile::write(const std::vector<RawExtent>& extents, const std::string& what) {
+void ParallelFile::on_mapping(const std::vector<RawExtent>& extents, const std::string& what,
+                              const std::function<void(char* file, const char* memory, std::size_t bytes)>& copy) {
   for (const RawExtent& e : extents)
     DSA_REQUIRE(e.file_offset >= 0 && e.file_offset + e.bytes <= map_bytes_, path_, ": ", what, ": bytes [",
                 e.file_offset, ", ", e.file_offset + e.bytes, ") outside the ", map_bytes_, " mapped");
@@ -213,18 +214,17 @@ void ParallelFile::write(const std::vector<RawExtent>& extents, const std::strin
   pool_.run(static_cast<int64_t>(ps.size()), [&](int64_t i) {
     const Piece& p = ps[static_cast<std::size_t>(i)];
     const RawExtent& e = extents[p.extent];
-    std::memcpy(map_ + e.file_offset + p.offset, e.memory + p.offset, static_cast<std::size_t>(p.bytes));
+    copy(map_ + e.file_offset + p.offset, e.memory == nullptr ? nullptr : e.memory + p.offset,
+         static_cast<std::size_t>(p.bytes));
   });
 }
 
+void ParallelFile::write(const std::vector<RawExtent>& extents, const std::string& what) {
+  on_mapping(extents, what, [](char* file, const char* memory, std::size_t bytes) { std::memcpy(file, memory, bytes); });
+}
+
 void ParallelFile::prefault(const std::vector<RawExtent>& extents) {
-  for (const RawExtent& e : extents)
-    DSA_REQUIRE(e.file_offset >= 0 && e.file_offset + e.bytes <= map_bytes_, path_, ": prefault outside the mapping");
-  const std::vector<Piece> ps = pieces(extents);
-  pool_.run(static_cast<int64_t>(ps.size()), [&](int64_t i) {
-    const Piece& p = ps[static_cast<std::size_t>(i)];
-    std::memset(map_ + extents[p.extent].file_offset + p.offset, 0, static_cast<std::size_t>(p.bytes));
-  });
+  on_mapping(extents, "placing pages", [](char* file, const char*, std::size_t bytes) { std::memset(file, 0, bytes); });
 }
 
 }  // namespace dsa::io

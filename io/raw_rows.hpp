@@ -83,6 +83,10 @@ class ParallelFile {
   };
   static std::vector<Piece> pieces(const std::vector<RawExtent>& extents);
   void read_piece(const RawExtent& e, int64_t offset, int64_t bytes, const std::string& what);
+  // Checks that the mapping covers the extents, then calls copy(the piece's bytes in the
+  // mapping, its memory or null, bytes) for every piece, on the pool.
+  void on_mapping(const std::vector<RawExtent>& extents, const std::string& what,
+                  const std::function<void(char* file, const char* memory, std::size_t bytes)>& copy);
   int fd_ = -1;
   std::string path_;
   char* map_ = nullptr;
