@@ -188,11 +188,14 @@ class Dataset : public Object {
   // The rows' places in the file for memory type `mem`, or nothing where they must go through
   // HDF5 (see RawLayout). Empty datasets have none.
   std::optional<RawLayout> raw_layout(Scalar mem) const;
+  // Throws "w.h5: /results/lse: cannot write rows [5, 11), the dataset has 10 rows" unless
+  // rows [first, first + count) exist (`verb`: "read", "write"); read_rows and write_rows call
+  // it, and so does whoever moves the rows by their RawLayout instead.
+  void check_rows(int64_t first, int64_t count, const char* verb) const;
 
  private:
   friend class File;
   Dataset(Handle handle, std::string file_path, std::string name);
-  void check_rows(int64_t first, int64_t count, const char* verb) const;
 
   std::vector<int64_t> dims_;
   TypeInfo type_;

@@ -208,8 +208,7 @@ void ResultsFile::write_rows(int64_t first, int64_t count, const int32_t* topk,
       fail(m.path, ": write_rows: stage ", stage_name(m.meta.stage), " writes ", specs()[id].path,
            ", but no values were given");
     h5::Dataset& d = *m.ds[id];
-    if (first < 0 || count < 0 || first > d.rows() || count > d.rows() - first)
-      fail(d.where(), ": cannot write rows ", h5::range_text(first, count), ", the dataset has ", d.rows(), " rows");
+    d.check_rows(first, count, "write");
     if (m.raw && m.layouts[id]) {
       append_row_extents(*m.layouts[id], first, count, const_cast<void*>(static_cast<const void*>(values)), extents);
       return;
