@@ -91,6 +91,8 @@ struct ResultsFile::Impl {
   void require_open(const char* call) const {
     if (!file.is_open()) fail(path, ": ", call, " after close()");
   }
+  // A dataset of result rows this stage writes (what raw writes may serve).
+  bool writes_rows_of(int id) const { return ds[id] && !specs()[id].by_batch; }
 
   // Maps the row datasets' chunks for writing; `prefault`: places their pages first.
   void use_raw_writes(bool prefault) {
@@ -99,7 +101,7 @@ struct ResultsFile::Impl {
     if (fd < 0) return;
     int64_t end = 0, row_bytes = 0;
     for (int id = 0; id < kNumResults; ++id) {
-      if (!ds[id] || specs()[id].by_batch) continue;
+      if (!writes_rows_of(id)) continue;
       layouts[id] = ds[id]->raw_layout(specs()[id].type);
       if (layouts[id]) {
         end = std::max(end, layouts[id]->end());
@@ -252,7 +254,7 @@ std::vector<std::string> ResultsFile::written_through_hdf5() const {
   const Impl& m = *impl_;
   std::vector<std::string> out;
   for (int id = 0; id < kNumResults; ++id)
-    if (m.ds[id] && !specs()[id].by_batch && !(m.raw && m.layouts[id])) out.emplace_back(specs()[id].path);
+    if (m.writes_rows_of(id) && !(m.raw && m.layouts[id])) out.emplace_back(specs()[id].path);
   return out;
 }
 

@@ -263,6 +263,10 @@ struct WorkloadFile::Impl {
   const h5::Dataset& need(DatasetId id) const { return *ds[id]; }
   void open_and_check();
   void use_raw_reads(int threads);
+  // A dataset of rows or pages that the stage reads (what raw reads may serve).
+  bool reads_rows_of(int id) const {
+    return ds[id] && specs()[id].extent != Extent::batches && stage_reads(stage, static_cast<DatasetId>(id));
+  }
 
   // Rows [first, first + count) of dataset `id` into `out`: queued in `extents` where the
   // rows can be read raw (read_extents then reads them), else read through HDF5 now.
@@ -324,8 +328,7 @@ void WorkloadFile::Impl::use_raw_reads(int threads) {
   if (fd < 0) return;  // a file image in memory, or a driver we cannot see past
   raw = std::make_unique<ParallelFile>(fd, info.path, threads);
   for (int id = 0; id < kNumDatasets; ++id)
-    if (ds[id] && specs()[id].extent != Extent::batches && stage_reads(stage, static_cast<DatasetId>(id)))
-      layouts[id] = ds[id]->raw_layout(specs()[id].type);
+    if (reads_rows_of(id)) layouts[id] = ds[id]->raw_layout(specs()[id].type);
 }
 
 void WorkloadFile::Impl::open_and_check() {
@@ -425,9 +428,7 @@ std::vector<std::string> WorkloadFile::read_through_hdf5() const {
   const Impl& m = *impl_;
   std::vector<std::string> out;
   for (int id = 0; id < kNumDatasets; ++id)
-    if (m.ds[id] && specs()[id].extent != Extent::batches && stage_reads(m.stage, static_cast<DatasetId>(id)) &&
-        !(m.raw && m.layouts[id]))
-      out.emplace_back(specs()[id].path);
+    if (m.reads_rows_of(id) && !(m.raw && m.layouts[id])) out.emplace_back(specs()[id].path);
   return out;
 }
 
