@@ -17,9 +17,11 @@ int usable_cores() {
   return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
-int cores_share(int local_ranks) {
+int node_share(int local_ranks) {
   const int node = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  return std::max(1, std::min(usable_cores(), node / std::max(1, local_ranks)));
+  return std::max(1, node / std::max(1, local_ranks));
 }
+
+int cores_share(int local_ranks) { return std::min(usable_cores(), node_share(local_ranks)); }
 
 }  // namespace dsa

@@ -7,8 +7,11 @@ namespace dsa {
 // `mpirun --bind-to core`, --cpus-per-task under srun), else every core the machine has.
 int usable_cores();
 
-// Threads a rank should start for work of its own: the node's cores shared among its
-// `local_ranks` ranks, but no more than its affinity allows; at least 1.
+// The node's cores shared among its `local_ranks` ranks, at least 1, whatever the binding.
+int node_share(int local_ranks);
+
+// Threads a rank should start for work of its own: node_share, but no more than its affinity
+// allows; at least 1.
 int cores_share(int local_ranks);
 
 }  // namespace dsa

@@ -67,7 +67,8 @@ void write_reports(const JobOptions& o, const report::JobHeader& header, const r
 // Threads a rank gives to file I/O by default: its share of the node's cores (as its CPU
 // binding allows), at most 8 (a batch's rows and results are a few tens of MB; 8 threads read
 // them at memory speed).
-int io_threads_share(const comm::World& world) { return std::min(cores_share(world.local_size()), 8); }
+constexpr int kMaxIoThreads = 8;
+int io_threads_share(const comm::World& world) { return std::min(cores_share(world.local_size()), kMaxIoThreads); }
 
 }  // namespace
 
@@ -174,8 +175,7 @@ int run_job(const JobOptions& o, const comm::World& world) {
   first_batch = world.max(first_batch);  // only rank 0 knows it
   // A launcher that binds each rank to fewer cores than its share of the node (mpirun binds
   // to one core per rank when np <= 2) leaves the I/O and CPU threads crowding those cores.
-  const int node_share =
-      std::max(1, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) / std::max(1, world.local_size()));
+  const int share = node_share(world.local_size());
   const int64_t fewest_cores = -world.max(-static_cast<int64_t>(usable_cores()));
   if (world.is_root()) {
     for (const std::string& d : results->written_through_hdf5()) header.io_through_hdf5.push_back(o.results + ":" + d);
@@ -185,9 +185,9 @@ int run_job(const JobOptions& o, const comm::World& world) {
       std::cout << "# resuming: " << first_batch << " of " << info.num_batches() << " batches already in "
                 << o.results << "\n";
   }
-  if (world.is_root() && fewest_cores < std::min(node_share, 8))
+  if (world.is_root() && fewest_cores < std::min(share, kMaxIoThreads))
     std::cout << "# note: a rank may run on only " << fewest_cores << " core(s) (its launcher's CPU binding), "
-              << "fewer than its share of the node (" << node_share << "); its file I/O and CPU threads are "
+              << "fewer than its share of the node (" << share << "); its file I/O and CPU threads are "
               << "limited to them: `mpirun --bind-to none` (or --map-by slot:PE=N) gives ranks more\n";
 
   // --- 4. KV caches (once per rank), the cost model, the plan, every buffer. -------------------
