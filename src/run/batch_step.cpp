@@ -186,37 +186,25 @@ void BatchStep::compute_and_gather(const plan::BatchPlan& plan, const io::RowsVi
   const int me = world_.rank();
   const bool streamed = nccl_ && plan.ranks > 1 && streams_pieces(streamed_);
   downloaded_ = 0;
-  if (plan.ranks == 1 && world_.is_root() && backend_.results_on_device()) {
-    // Nothing to gather: the results go down to host memory piece by piece instead.
-    DSA_REQUIRE(mine.count == plan.rows, "batch ", plan.batch, ": ", mine.count, " rows given, the batch has ",
-                plan.rows);
-    StreamedDownload download(backend_, stage_, slot_);
-    const double t0 = report::now_seconds();
-    backend_.compute(stage_, mine, sm_scale, &download);
-    const ComputeTimes c = backend_.last_times();
-    split.upload += c.upload;
-    split.index += c.index;
-    split.attend += c.attend;
-    split.other += std::max(0.0, (report::now_seconds() - t0) - (c.upload + c.index + c.attend));
-    downloaded_ = download.rows_done();
-    on_host_ = false;
-    return;
-  }
   if (plan.active(me)) {
     DSA_REQUIRE(mine.count == plan.end(me) - plan.begin(me), "batch ", plan.batch, ": ", mine.count,
                 " rows given, the plan has ", plan.end(me) - plan.begin(me));
-    const double t0 = report::now_seconds();
+    // Rank 0 takes each piece down to host memory as soon as it is in its device buffers (fetch
+    // waits for the last): as the listener when it computes the batch alone, through the
+    // streamed gather when other ranks send pieces.
+    StreamedDownload download(backend_, stage_, slot_);
+    PieceListener* listener =
+        plan.ranks == 1 && world_.is_root() && backend_.results_on_device() ? &download : nullptr;
 #ifdef DSA_HAVE_NCCL
     std::unique_ptr<StreamedGather> streaming;
-    // Rank 0 takes each piece down to host memory as it lands (fetch waits for the last).
-    StreamedDownload download(backend_, stage_, slot_);
-    if (streamed)
+    if (streamed) {
       streaming = std::make_unique<StreamedGather>(*nccl_, gathered_arrays(stage_, backend_.results()), plan, me,
                                                    streamed_, me == 0 ? &download : nullptr);
-    backend_.compute(stage_, mine, sm_scale, streaming.get());
-#else
-    backend_.compute(stage_, mine, sm_scale);
+      listener = streaming.get();
+    }
 #endif
+    const double t0 = report::now_seconds();
+    backend_.compute(stage_, mine, sm_scale, listener);
     const ComputeTimes c = backend_.last_times();
     split.upload += c.upload;
     split.index += c.index;
@@ -227,9 +215,9 @@ void BatchStep::compute_and_gather(const plan::BatchPlan& plan, const io::RowsVi
     if (streaming) {
       streaming->finish();
       split.gather += report::now_seconds() - t1;
-      downloaded_ = download.rows_done();
     }
 #endif
+    downloaded_ = download.rows_done();
   }
   if (streamed) {
     on_host_ = false;
