@@ -221,6 +221,13 @@ TEST(CostModel, AStreamedGatherHidesAllButItsLastPiece) {
   // In 4 pieces of 256 rows, each leaving as it is done: only the last one's 256 us show.
   m.streamed = {256, 4};
   EXPECT_NEAR(predict_seconds(m, w, halves), 1280e-6, 1e-12);
+  // A link twice the compute's rate: the last piece's 256 rows show for 128 us; tapered
+  // (half-pieces at both ends, as every rank of a streamed gather cuts), its 128 rows for 64 us.
+  m.result_bytes_per_row = 500;
+  EXPECT_NEAR(predict_seconds(m, w, halves), 1152e-6, 1e-12);
+  m.streamed = {256, 4, true};
+  EXPECT_NEAR(predict_seconds(m, w, halves), 1088e-6, 1e-12);
+  m.streamed = {256, 4};
   // A link slower than the compute: the pieces queue on it (4 x 1024 us from the first piece's end).
   m.result_bytes_per_row = 4000;
   EXPECT_NEAR(predict_seconds(m, w, halves), (256 + 4 * 1024) * 1e-6, 1e-12);
