@@ -678,18 +678,32 @@ KvCache WorkloadFile::read_kv() const {
   KvCache out;
   out.first_page = 0;
   out.num_pages = m.info.num_pages;
-  std::vector<RawExtent> extents;
-  auto read = [&](DatasetId id, auto& values) {
+  auto size = [&](DatasetId id, auto& values) {
     if (!stage_reads(m.stage, id)) return;
     const h5::Dataset& d = m.need(id);
     schema::resize_or_fail(values, d.rows() * d.row_elements(), d.where());
-    m.read(id, 0, d.rows(), values.data(), extents);
   };
-  read(kIndexK, out.index_k);
-  read(kCkv, out.ckv);
-  read(kKpe, out.kpe);
-  if (!extents.empty()) m.raw->read(extents, "the KV caches");
+  size(kIndexK, out.index_k);
+  size(kCkv, out.ckv);
+  size(kKpe, out.kpe);
+  read_kv_pages(0, out.num_pages, {out.index_k.data(), out.ckv.data(), out.kpe.data()});
   return out;
+}
+
+void WorkloadFile::read_kv_pages(int64_t first, int64_t count, const KvPages& dst) const {
+  const Impl& m = *impl_;
+  DSA_REQUIRE(first >= 0 && count >= 0 && first + count <= m.info.num_pages, m.file.file_path(), ": KV pages ",
+              h5::range_text(first, count), " asked for, the file has ", m.info.num_pages);
+  std::vector<RawExtent> extents;
+  auto read = [&](DatasetId id, void* out) {
+    if (!stage_reads(m.stage, id) || count == 0) return;
+    DSA_REQUIRE(out != nullptr, m.need(id).where(), ": no buffer given for KV pages ", h5::range_text(first, count));
+    m.read(id, first, count, out, extents);
+  };
+  read(kIndexK, dst.index_k);
+  read(kCkv, dst.ckv);
+  read(kKpe, dst.kpe);
+  if (!extents.empty()) m.raw->read(extents, "KV pages " + h5::range_text(first, count));
 }
 
 // ---- WorkloadWriter --------------------------------------------------------------------------

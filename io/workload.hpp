@@ -112,6 +112,14 @@ struct KvCache {
   std::vector<uint16_t> kpe;     // [num_pages, 64, 64] bf16
 };
 
+// Host memory for a run of KV pages, each array's pages contiguous as in KvCache; null for an
+// array the stage does not read.
+struct KvPages {
+  uint8_t* index_k = nullptr;
+  uint16_t* ckv = nullptr;
+  uint16_t* kpe = nullptr;
+};
+
 // NaN or Inf values in data a stage reads. They are not errors: the job computes with them as
 // the math says (a NaN weight makes that row's scores NaN, an Inf in ckv makes the outputs that
 // select it NaN or Inf) and reports how many there were, so that nothing is silently hidden.
@@ -175,6 +183,9 @@ class WorkloadFile {
 
   // The whole KV caches the stage needs.
   KvCache read_kv() const;
+  // Pages [first, first + count) of them into `dst` (every array the stage reads needs a
+  // buffer; the others are left alone): for loading the caches in bounded steps.
+  void read_kv_pages(int64_t first, int64_t count, const KvPages& dst) const;
 
   // Threads for the positional reads (1 after opening a file on disk); 0 reads everything
   // through HDF5. A file image in memory is always read through HDF5 (io_threads() is 0).

@@ -136,8 +136,7 @@ int calibrate_main(int argc, char** argv) {
       continue;
     }
     const Loaded l = load_stats(world, *wf, stage);
-    const io::KvCache kv = wf->read_kv();
-    backend->load_kv(kv);
+    run::load_kv(*backend, *wf);
     const int64_t n = run::calibration_rows(wf->info(), max_rows);
     backend->reserve(stage, n, n, l.max_seq_len, wf->info().max_num_pages);
     const run::ComputeCurve c = run::calibrate_on_workload(*backend, *wf, stage, l.work, n, budget);
@@ -195,8 +194,7 @@ int scaling_main(int argc, char** argv) {
   const int fixed_max = max_ranks == 0 ? world.size() : std::min(max_ranks, world.size());
 
   const io::QueryRows pool = wf.read_rows(0, max_b);
-  const io::KvCache kv = wf.read_kv();
-  backend->load_kv(kv);
+  run::load_kv(*backend, wf);
   backend->reserve(stage, max_b, max_b, l.max_seq_len, info.max_num_pages);
   run::BatchStep step(world, *backend, stage);
   const float sm_scale = static_cast<float>(info.sm_scale);

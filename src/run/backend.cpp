@@ -4,9 +4,21 @@
 #include "comm/gpu_binding.hpp"
 #include "common/cores.hpp"
 #include "common/error.hpp"
+#include "src/report/report.hpp"
 #include "src/run/backend.hpp"
 
 namespace dsa::run {
+
+double load_kv(Backend& backend, const io::WorkloadFile& workload) {
+  double reading = 0;
+  backend.load_kv(workload.stage(), workload.info().num_pages,
+                  [&](int64_t first, int64_t count, const io::KvPages& into) {
+                    const double t = report::now_seconds();
+                    workload.read_kv_pages(first, count, into);
+                    reading += report::now_seconds() - t;
+                  });
+  return reading;
+}
 
 std::unique_ptr<Backend> make_backend(const std::string& which, int threads, const comm::World& world) {
   if (threads == 0) threads = cores_share(world.local_size());

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -39,6 +40,10 @@ class PieceListener {
   virtual bool tapered() const { return false; }
 };
 
+// Puts pages [first, first + count) of the KV arrays a stage reads into `into`
+// (io::WorkloadFile::read_kv_pages).
+using KvPageReader = std::function<void(int64_t first, int64_t count, const io::KvPages& into)>;
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -48,11 +53,15 @@ class Backend {
   // What identifies the device on its host (a GPU's PCI bus id); "" for the CPU.
   virtual std::string device_id() const { return ""; }
 
-  // Called once per job with the KV caches the stage needs; `kv` outlives the backend's use
-  // where keeps_host_kv() (the CPU computes from it), else it may go once load_kv returns (a
-  // GPU has copied it).
+  // Called once per job: the `num_pages` pages of the KV caches `stage` needs, which `read`
+  // puts into host memory the backend provides, in runs of pages the backend chooses. A GPU
+  // streams them through bounded page-locked buffers to the device, each run's upload
+  // overlapping the next run's read, so no host copy of the whole caches is made; the CPU
+  // reads them into its own copy, which it computes from.
+  virtual void load_kv(io::Stage stage, int64_t num_pages, const KvPageReader& read) = 0;
+  // The same from caches already in host memory (tests, benchmarks); `kv` must outlive the
+  // backend's use of it (the CPU computes from it, a GPU copies it).
   virtual void load_kv(const io::KvCache& kv) = 0;
-  virtual bool keeps_host_kv() const { return true; }
 
   // Sizes every buffer before the batches: this rank computes at most `max_rows` rows of a
   // batch and holds at most `max_held` result rows (rank 0 holds whole batches, the other
@@ -117,6 +126,10 @@ inline io::RowsView staged(Backend& backend, const io::QueryRows& rows, int slot
   const io::RowBuffers staging = backend.staging(slot);
   return staging.capacity >= rows.count ? io::copy_rows_into(rows, staging) : io::view(rows);
 }
+
+// The KV caches of `workload` into `backend` (load_kv, in runs of pages); returns the seconds
+// spent reading the file.
+double load_kv(Backend& backend, const io::WorkloadFile& workload);
 
 // The backend a job asked for: "cuda", "cpu", or "auto" (a GPU where every rank sees one, else
 // the CPU). A GPU rank binds the GPU of its node-local rank (comm/gpu_binding.hpp). `threads`:

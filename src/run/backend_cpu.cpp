@@ -21,6 +21,18 @@ class CpuBackend final : public Backend {
   std::string device() const override { return "cpu (" + std::to_string(threads_) + " threads)"; }
   int threads() const override { return threads_; }
 
+  void load_kv(io::Stage stage, int64_t num_pages, const KvPageReader& read) override {
+    own_kv_ = io::KvCache{};
+    own_kv_.num_pages = num_pages;
+    const size_t pages = static_cast<size_t>(num_pages);
+    if (io::stage_needs_indexer_data(stage)) own_kv_.index_k.resize(pages * kIndexPageBytes);
+    if (io::stage_needs_attention_data(stage)) {
+      own_kv_.ckv.resize(pages * kPageSize * kCkvDim);
+      own_kv_.kpe.resize(pages * kPageSize * kKpeDim);
+    }
+    read(0, num_pages, {own_kv_.index_k.data(), own_kv_.ckv.data(), own_kv_.kpe.data()});
+    kv_ = &own_kv_;
+  }
   void load_kv(const io::KvCache& kv) override { kv_ = &kv; }
 
   void reserve(io::Stage stage, int64_t /*max_rows*/, int64_t max_held, int32_t, int64_t) override {
@@ -140,6 +152,7 @@ class CpuBackend final : public Backend {
   std::vector<uint16_t> output_;
   std::vector<float> lse_;
   const io::KvCache* kv_ = nullptr;
+  io::KvCache own_kv_;  // where load_kv read the caches itself
   ComputeTimes times_;
 };
 

@@ -87,25 +87,55 @@ class CudaBackend final : public Backend {
   std::string device() const override { return name_; }
   std::string device_id() const override { return bus_id_; }
 
-  bool keeps_host_kv() const override { return false; }  // load_kv copies it to the device
-
   void load_kv(const io::KvCache& kv) override {
-    // Checked up front so a too-large workload fails with the sizes, before any kernel runs.
-    const size_t need = kv.index_k.size() + 2 * (kv.ckv.size() + kv.kpe.size());
-    size_t free_bytes = 0, total = 0;
-    DSA_CHECK_CUDA(cudaMemGetInfo(&free_bytes, &total));
-    DSA_REQUIRE(need < free_bytes, "dsa-run: the KV caches need ", double(need) / 1e9, " GB on ", name_, ", which has ",
-                double(free_bytes) / 1e9, " GB free");
-    num_pages_ = kv.num_pages;
-    index_k_buf_.reserve(std::max<size_t>(kv.index_k.size(), 1));
-    ckv_buf_.reserve(std::max<size_t>(kv.ckv.size() * 2, 1));
-    kpe_buf_.reserve(std::max<size_t>(kv.kpe.size() * 2, 1));
+    allocate_kv(kv.num_pages, kv.index_k.size(), kv.ckv.size(), kv.kpe.size());
     upload(index_k_buf_, kv.index_k.data(), 0, kv.index_k.size());
     upload(ckv_buf_, kv.ckv.data(), 0, kv.ckv.size());
     upload(kpe_buf_, kv.kpe.data(), 0, kv.kpe.size());
-    index_k_ = static_cast<const uint8_t*>(index_k_buf_.get());
-    ckv_ = static_cast<const uint16_t*>(ckv_buf_.get());
-    kpe_ = static_cast<const uint16_t*>(kpe_buf_.get());
+    DSA_CHECK_CUDA(cudaStreamSynchronize(copy_stream_));
+  }
+
+  void load_kv(io::Stage stage, int64_t num_pages, const KvPageReader& read) override {
+    const bool index = io::stage_needs_indexer_data(stage), attend = io::stage_needs_attention_data(stage);
+    // Bytes of one page of each array the stage reads.
+    const size_t index_bytes = index ? kIndexPageBytes : 0;
+    const size_t ckv_bytes = attend ? size_t(kPageSize) * kCkvDim * 2 : 0;
+    const size_t kpe_bytes = attend ? size_t(kPageSize) * kKpeDim * 2 : 0;
+    const size_t pages = static_cast<size_t>(std::max<int64_t>(num_pages, 0));
+    allocate_kv(num_pages, pages * index_bytes, pages * ckv_bytes / 2, pages * kpe_bytes / 2);
+    const size_t page_bytes = index_bytes + ckv_bytes + kpe_bytes;
+    if (pages == 0 || page_bytes == 0) return;
+    // Runs of pages through two page-locked buffers: run i + 1 is read while run i uploads, so
+    // the caches go from the file to the GPU at the slower of the two rates, with no host copy
+    // of the whole caches (whose first touch of fresh memory, page by page, took longer than
+    // the reads themselves: 9 s for 11.5 GB on an H200 host). No kernel runs during a load, so
+    // two of the pieces' upload events serve to know when a buffer is free again.
+    const int64_t run = static_cast<int64_t>(std::max<size_t>(1, kKvRunBytes / page_bytes));
+    PinnedBuffer bounce[2];
+    auto* index_dst = static_cast<uint8_t*>(index_k_buf_.get());
+    auto* ckv_dst = static_cast<uint8_t*>(ckv_buf_.get());
+    auto* kpe_dst = static_cast<uint8_t*>(kpe_buf_.get());
+    auto copy = [&](uint8_t* dst, const void* src, size_t bytes) {
+      if (bytes > 0) DSA_CHECK_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, copy_stream_));
+    };
+    for (int64_t first = 0, i = 0; first < num_pages; first += run, ++i) {
+      const int64_t count = std::min(run, num_pages - first);
+      const size_t n = static_cast<size_t>(count), at = static_cast<size_t>(first);
+      const int b = static_cast<int>(i % 2);
+      if (i >= 2) DSA_CHECK_CUDA(cudaEventSynchronize(uploaded_[b]));  // its previous run is up
+      auto* host = static_cast<uint8_t*>(bounce[b].reserve(static_cast<size_t>(run) * page_bytes));
+      io::KvPages into;
+      if (index) into.index_k = host;
+      if (attend) {
+        into.ckv = reinterpret_cast<uint16_t*>(host + n * index_bytes);
+        into.kpe = reinterpret_cast<uint16_t*>(host + n * (index_bytes + ckv_bytes));
+      }
+      read(first, count, into);
+      copy(index_dst + at * index_bytes, into.index_k, n * index_bytes);
+      copy(ckv_dst + at * ckv_bytes, into.ckv, n * ckv_bytes);
+      copy(kpe_dst + at * kpe_bytes, into.kpe, n * kpe_bytes);
+      DSA_CHECK_CUDA(cudaEventRecord(uploaded_[b], copy_stream_));
+    }
     DSA_CHECK_CUDA(cudaStreamSynchronize(copy_stream_));
   }
 
@@ -254,18 +284,7 @@ class CudaBackend final : public Backend {
 
   ResultRows host_results(io::Stage stage, int64_t rows, int slot) override {
     DSA_REQUIRE(slot == 0 || slot == 1, "cuda backend: host slot ", slot);
-    const ResultRows dev = results();
-    ResultRows host;
-    if (io::writes_topk(stage)) {
-      host.topk = static_cast<int32_t*>(host_[slot].topk.get());
-      download(host.topk, dev.topk, rows * kTopK);
-    }
-    if (io::writes_attention(stage)) {
-      host.output = static_cast<uint16_t*>(host_[slot].output.get());
-      host.lse = static_cast<float*>(host_[slot].lse.get());
-      download(host.output, dev.output, rows * kHeads * kCkvDim);
-      download(host.lse, dev.lse, rows * kHeads);
-    }
+    const ResultRows host = enqueue_download(stage, 0, rows, slot, stream_);
     DSA_CHECK_CUDA(cudaStreamSynchronize(stream_));
     DSA_CHECK_CUDA(cudaStreamSynchronize(download_stream_));  // download_rows' pieces
     return host;
@@ -277,16 +296,7 @@ class CudaBackend final : public Backend {
     // On its own stream, so that it runs beside the next piece's upload (copy_stream_) and
     // kernels (stream_): the three go to different engines.
     DSA_CHECK_CUDA(cudaStreamWaitEvent(download_stream_, static_cast<cudaEvent_t>(ready), 0));
-    const ResultRows dev = results();
-    auto down = [&](auto* host, const auto* from, int64_t per_row) {
-      DSA_CHECK_CUDA(cudaMemcpyAsync(host + r0 * per_row, from + r0 * per_row, size_t((r1 - r0) * per_row) * sizeof(*host),
-                                     cudaMemcpyDeviceToHost, download_stream_));
-    };
-    if (io::writes_topk(stage)) down(static_cast<int32_t*>(host_[slot].topk.get()), dev.topk, kTopK);
-    if (io::writes_attention(stage)) {
-      down(static_cast<uint16_t*>(host_[slot].output.get()), dev.output, int64_t(kHeads) * kCkvDim);
-      down(static_cast<float*>(host_[slot].lse.get()), dev.lse, kHeads);
-    }
+    enqueue_download(stage, r0, r1, slot, download_stream_);
     return true;
   }
 
@@ -325,6 +335,23 @@ class CudaBackend final : public Backend {
   }
   // Elements [first, first + count) of host (pinned or not) to the same place in a reserved
   // buffer, on the copy stream.
+  // Device memory for KV caches of num_pages pages (bytes of index_k, bf16 values of ckv and
+  // kpe), checked up front so that a too-large workload fails with the sizes before any kernel runs.
+  void allocate_kv(int64_t num_pages, size_t index_k_bytes, size_t ckv_values, size_t kpe_values) {
+    const size_t need = index_k_bytes + 2 * (ckv_values + kpe_values);
+    size_t free_bytes = 0, total = 0;
+    DSA_CHECK_CUDA(cudaMemGetInfo(&free_bytes, &total));
+    DSA_REQUIRE(need < free_bytes, "dsa-run: the KV caches need ", double(need) / 1e9, " GB on ", name_, ", which has ",
+                double(free_bytes) / 1e9, " GB free");
+    num_pages_ = num_pages;
+    index_k_buf_.reserve(std::max<size_t>(index_k_bytes, 1));
+    ckv_buf_.reserve(std::max<size_t>(ckv_values * 2, 1));
+    kpe_buf_.reserve(std::max<size_t>(kpe_values * 2, 1));
+    index_k_ = static_cast<const uint8_t*>(index_k_buf_.get());
+    ckv_ = static_cast<const uint16_t*>(ckv_buf_.get());
+    kpe_ = static_cast<const uint16_t*>(kpe_buf_.get());
+  }
+
   template <typename T>
   void upload(DeviceBuffer& buffer, const T* host, size_t first, size_t count) {
     T* dst = checked<T>(buffer, first + count);
@@ -411,9 +438,27 @@ class CudaBackend final : public Backend {
     }
   }
 
-  template <typename T>
-  void download(T* host, const T* dev, int64_t n) {
-    DSA_CHECK_CUDA(cudaMemcpyAsync(host, dev, size_t(n) * sizeof(T), cudaMemcpyDeviceToHost, stream_));
+  // Result rows [r0, r1) of the stage's arrays into host set `slot`, enqueued on `stream`;
+  // returns the set's host pointers.
+  ResultRows enqueue_download(io::Stage stage, int64_t r0, int64_t r1, int slot, cudaStream_t stream) {
+    const ResultRows dev = results();
+    ResultRows host;
+    auto down = [&](auto* to, const auto* from, int64_t per_row) {
+      if (r1 > r0)
+        DSA_CHECK_CUDA(cudaMemcpyAsync(to + r0 * per_row, from + r0 * per_row, size_t((r1 - r0) * per_row) * sizeof(*to),
+                                       cudaMemcpyDeviceToHost, stream));
+    };
+    if (io::writes_topk(stage)) {
+      host.topk = static_cast<int32_t*>(host_[slot].topk.get());
+      down(host.topk, dev.topk, kTopK);
+    }
+    if (io::writes_attention(stage)) {
+      host.output = static_cast<uint16_t*>(host_[slot].output.get());
+      host.lse = static_cast<float*>(host_[slot].lse.get());
+      down(host.output, dev.output, int64_t(kHeads) * kCkvDim);
+      down(host.lse, dev.lse, kHeads);
+    }
+    return host;
   }
 
   int device_;
@@ -439,6 +484,7 @@ class CudaBackend final : public Backend {
   // Pieces of at least 256 rows (smaller ones cost more in launches than they hide), at most 4;
   // DSA_PIECE_ROWS and DSA_MAX_PIECES (up to kPieceCap) override them for measurements.
   static constexpr int kPieceCap = 16;
+  static constexpr size_t kKvRunBytes = size_t{64} << 20;  // pages per step of a KV load
   int64_t piece_rows_ = 256;
   int max_pieces_ = 4;
   cudaStream_t copy_stream_ = nullptr;

@@ -191,7 +191,6 @@ int run_job(const JobOptions& o, const comm::World& world) {
               << "limited to them: `mpirun --bind-to none` (or --map-by slot:PE=N) gives ranks more\n";
 
   // --- 4. KV caches (once per rank), the cost model, the plan, every buffer. -------------------
-  io::KvCache kv;
   std::unique_ptr<BatchStep> step;
   std::vector<plan::BatchPlan> plans;
   plan::CostModel model = base_cost_model(world, *backend, o.stage);
@@ -246,12 +245,9 @@ int run_job(const JobOptions& o, const comm::World& world) {
   }
   double kv_read_seconds = 0;
   if (!collectively(world, [&] {
-        kv_read_seconds = report::now_seconds();
-        kv = workload->read_kv();
-        kv_read_seconds = report::now_seconds() - kv_read_seconds;
-        backend->load_kv(kv);
-        // A GPU holds its own copy now: the host's (the whole cache, on every rank) can go.
-        if (!backend->keeps_host_kv()) kv = io::KvCache{};
+        // A GPU streams the caches from the file to the device (the reads overlapping the
+        // uploads, no host copy of the whole caches); the CPU keeps its own copy.
+        kv_read_seconds = load_kv(*backend, *workload);
         if (choosing) backend->reserve(o.stage, sample_rows, sample_rows, max_seq_len, info.max_num_pages);
       }))
     return kExitFailed;

@@ -2,6 +2,7 @@
 // layouts qualify, and that every path gives the bytes HDF5 gives, whatever the thread count.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <iterator>
@@ -205,6 +206,50 @@ TEST(RawRows, WorkloadRowsAndKvAreTheSameAtAnyThreadCount) {
                                                    s.rows.q_nope.begin() + (first + count) * kHeads * kCkvDim));
     }
   }
+}
+
+// The KV caches read in runs of pages (as a GPU loads them through bounded buffers) are the
+// whole caches, raw or through HDF5; an array the stage does not read is left alone; pages past
+// the file are refused with the file and the range.
+TEST(RawRows, KvPagesInRunsAreTheWholeCaches) {
+  TempDir dir;
+  const std::string path = dir.file("w.h5");
+  const SampleWorkload s = make_sample(/*rows=*/5, /*num_pages=*/23, /*max_num_pages=*/5);
+  write_sample(path, s);
+  const int64_t pages = 23;
+  const size_t ckv_page = size_t(kPageSize) * kCkvDim, kpe_page = size_t(kPageSize) * kKpeDim;
+  for (int threads : {0, 3}) {
+    for (int64_t run : {1, 4, 7, 23}) {
+      SCOPED_TRACE(std::to_string(threads) + " threads, runs of " + std::to_string(run) + " pages");
+      WorkloadFile w(path, Stage::pipeline);
+      w.set_io_threads(threads);
+      std::vector<uint8_t> index_k(size_t(pages) * kIndexPageBytes);
+      std::vector<uint16_t> ckv(size_t(pages) * ckv_page), kpe(size_t(pages) * kpe_page);
+      for (int64_t first = 0; first < pages; first += run) {
+        const int64_t count = std::min(run, pages - first);
+        // Each run into a buffer of its own, as a bounce buffer holds it.
+        std::vector<uint8_t> i(size_t(count) * kIndexPageBytes);
+        std::vector<uint16_t> c(size_t(count) * ckv_page), k(size_t(count) * kpe_page);
+        w.read_kv_pages(first, count, {i.data(), c.data(), k.data()});
+        std::copy(i.begin(), i.end(), index_k.begin() + first * kIndexPageBytes);
+        std::copy(c.begin(), c.end(), ckv.begin() + first * int64_t(ckv_page));
+        std::copy(k.begin(), k.end(), kpe.begin() + first * int64_t(kpe_page));
+      }
+      EXPECT_EQ(index_k, s.kv.index_k);
+      EXPECT_EQ(ckv, s.kv.ckv);
+      EXPECT_EQ(kpe, s.kv.kpe);
+    }
+  }
+  // The indexer reads no ckv or kpe: null buffers for them are fine.
+  const WorkloadFile indexer(path, Stage::indexer);
+  std::vector<uint8_t> i(size_t(3) * kIndexPageBytes);
+  indexer.read_kv_pages(20, 3, {i.data(), nullptr, nullptr});
+  EXPECT_TRUE(std::equal(i.begin(), i.end(), s.kv.index_k.begin() + 20 * kIndexPageBytes));
+  const std::string past = error_of([&] { indexer.read_kv_pages(21, 3, {i.data(), nullptr, nullptr}); });
+  EXPECT_NE(past.find(path), std::string::npos) << past;
+  EXPECT_NE(past.find("KV pages"), std::string::npos) << past;
+  const std::string missing = error_of([&] { indexer.read_kv_pages(0, 1, {}); });
+  EXPECT_NE(missing.find("/kv/index_k"), std::string::npos) << missing;
 }
 
 // The content check's NaN and Inf counts, read in parallel steps, are those of one thread.

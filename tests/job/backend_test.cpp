@@ -106,6 +106,46 @@ TEST_P(BackendTest, RowsGiveTheSameResultsInAnyCallOfAtLeastMinSliceRows) {
   }
 }
 
+// The job loads the KV caches in runs of pages from the file (a GPU through bounded page-locked
+// buffers, the CPU into its own copy): the runs cover every page once, in order, with a buffer
+// for each array the stage reads and none for the others, and the results are those of caches
+// loaded whole.
+TEST_P(BackendTest, KvLoadedInRunsOfPagesGivesTheSameResults) {
+  for (io::Stage stage : {io::Stage::indexer, io::Stage::attention, io::Stage::pipeline}) {
+    SCOPED_TRACE(io::stage_name(stage));
+    std::unique_ptr<Backend> streamed = backend_named(GetParam());
+    const bool index = io::stage_needs_indexer_data(stage), attend = io::stage_needs_attention_data(stage);
+    const size_t ckv_page = size_t(kPageSize) * kCkvDim, kpe_page = size_t(kPageSize) * kKpeDim;
+    int64_t next = 0, runs = 0;
+    streamed->load_kv(stage, kv_.num_pages, [&](int64_t first, int64_t count, const io::KvPages& into) {
+      ASSERT_EQ(first, next);
+      ASSERT_GT(count, 0);
+      ASSERT_LE(first + count, kv_.num_pages);
+      ASSERT_EQ(into.index_k != nullptr, index);
+      ASSERT_EQ(into.ckv != nullptr, attend);
+      ASSERT_EQ(into.kpe != nullptr, attend);
+      const size_t f = size_t(first), n = size_t(count);
+      if (index) std::memcpy(into.index_k, kv_.index_k.data() + f * kIndexPageBytes, n * kIndexPageBytes);
+      if (attend) {
+        std::memcpy(into.ckv, kv_.ckv.data() + f * ckv_page, n * ckv_page * 2);
+        std::memcpy(into.kpe, kv_.kpe.data() + f * kpe_page, n * kpe_page * 2);
+      }
+      next += count;
+      ++runs;
+    });
+    EXPECT_EQ(next, kv_.num_pages) << "in " << runs << " runs";
+    io::QueryRows rows = rows_;
+    const Results want = run(stage, rows, 0, rows_count_);
+    std::swap(backend_, streamed);
+    const Results got = run(stage, rows, 0, rows_count_);
+    std::swap(backend_, streamed);
+    EXPECT_EQ(got.topk, want.topk);
+    EXPECT_EQ(got.output, want.output);
+    ASSERT_EQ(got.lse.size(), want.lse.size());
+    EXPECT_EQ(0, std::memcmp(got.lse.data(), want.lse.data(), want.lse.size() * sizeof(float)));
+  }
+}
+
 // What a streamed gather relies on: compute() tells of every piece of plan::piece_cuts(rows,
 // pieces(stage)), in order, each with its rows' results in place once its event completes.
 TEST_P(BackendTest, ComputeTellsOfEachPieceInOrder) {

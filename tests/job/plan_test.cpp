@@ -202,7 +202,9 @@ TEST(Pieces, TaperedCutsHaveHalfPiecesAtBothEnds) {
         EXPECT_GE(c[i + 1] - c[i], end ? p.min_rows / 2 : p.min_rows) << rows << " rows, piece " << i;
       }
       // The ends are half the middle pieces (within a row).
-      if (c.size() > 3) EXPECT_NEAR(double(c[1] - c[0]), double(c[2] - c[1]) / 2, 1.0) << rows;
+      if (c.size() > 3) {
+        EXPECT_NEAR(double(c[1] - c[0]), double(c[2] - c[1]) / 2, 1.0) << rows;
+      }
     }
   }
 }
