@@ -112,6 +112,12 @@ class CudaBackend final : public Backend {
     // two of the pieces' upload events serve to know when a buffer is free again.
     const int64_t run = static_cast<int64_t>(std::max<size_t>(1, kKvRunBytes / page_bytes));
     PinnedBuffer bounce[2];
+    // Destroyed before the buffers: no copy still reads them when they go (a read that throws
+    // leaves copies in flight).
+    struct Drain {
+      cudaStream_t stream;
+      ~Drain() { cudaStreamSynchronize(stream); }
+    } drain{copy_stream_};
     auto* index_dst = static_cast<uint8_t*>(index_k_buf_.get());
     auto* ckv_dst = static_cast<uint8_t*>(ckv_buf_.get());
     auto* kpe_dst = static_cast<uint8_t*>(kpe_buf_.get());
@@ -333,8 +339,6 @@ class CudaBackend final : public Backend {
                 " bytes of a buffer reserved with ", buffer.bytes());
     return static_cast<T*>(buffer.get());
   }
-  // Elements [first, first + count) of host (pinned or not) to the same place in a reserved
-  // buffer, on the copy stream.
   // Device memory for KV caches of num_pages pages (bytes of index_k, bf16 values of ckv and
   // kpe), checked up front so that a too-large workload fails with the sizes before any kernel runs.
   void allocate_kv(int64_t num_pages, size_t index_k_bytes, size_t ckv_values, size_t kpe_values) {
@@ -352,6 +356,8 @@ class CudaBackend final : public Backend {
     kpe_ = static_cast<const uint16_t*>(kpe_buf_.get());
   }
 
+  // Elements [first, first + count) of host (pinned or not) to the same place in a reserved
+  // buffer, on the copy stream.
   template <typename T>
   void upload(DeviceBuffer& buffer, const T* host, size_t first, size_t count) {
     T* dst = checked<T>(buffer, first + count);
