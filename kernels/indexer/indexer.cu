@@ -30,6 +30,7 @@ constexpr int kStageMultiple = 6;
 constexpr int kMinScoreStages = kStageMultiple;
 constexpr int kRowsPerScoresLaunch = 8192;  // bounds the per-block row prefix in shared memory
 constexpr int kScoresPagesPerBlock = 16;    // fewer blocks than SMs when the work is small
+constexpr int kSmallWorkPagesPerBlock = 48; // at most this many pages per block: the shallow ring
 constexpr int kMaxTopkCluster = 8;          // portable cluster size
 constexpr int32_t kTopkSplitKeys = 16384;   // keys per top-k block above which idle SMs take a share
 constexpr int kQTileBytes = idx::q_tile_bytes(idx::kMmaWgmmaF16);  // the largest q tile of any path
@@ -98,7 +99,14 @@ Plan make_plan(int64_t rows, int32_t max_seq_len, int64_t max_num_pages, const D
 
   if (plan.need_scores) {
     plan.rows_per_launch = static_cast<int>(std::min<int64_t>(rows, kRowsPerScoresLaunch));
-    plan.stages = stages > 0 ? static_cast<int>(ceil_div64(stages, kStageMultiple) * kStageMultiple) : kScoreStages;
+    const int64_t pages_bound = plan.rows_per_launch * ceil_div64(plan.len_cap, kPageSize);
+    DSA_REQUIRE(pages_bound < (int64_t{1} << 31), "indexer: too many pages in one call (", pages_bound, ")");
+    plan.scores_grid = static_cast<int>(std::clamp<int64_t>(ceil_div64(pages_bound, kScoresPagesPerBlock), 1, caps.sms));
+    // Blocks with few pages each (b=32 L=6400: 24) start sooner with a shallower ring.
+    const bool small_work = pages_bound <= int64_t{kSmallWorkPagesPerBlock} * plan.scores_grid;
+    plan.stages = stages > 0    ? static_cast<int>(ceil_div64(stages, kStageMultiple) * kStageMultiple)
+                  : small_work ? kMinScoreStages
+                               : kScoreStages;
     while (plan.stages > kMinScoreStages &&
            idx::scores_smem_bytes(idx::kMaxScoreGroups, plan.stages, plan.rows_per_launch, kQTileBytes) > caps.smem_optin)
       plan.stages -= kStageMultiple;
@@ -106,9 +114,6 @@ Plan make_plan(int64_t rows, int32_t max_seq_len, int64_t max_num_pages, const D
         static_cast<size_t>(idx::scores_smem_bytes(idx::kMaxScoreGroups, plan.stages, plan.rows_per_launch, kQTileBytes));
     DSA_REQUIRE(plan.scores_smem <= static_cast<size_t>(caps.smem_optin), "indexer: scores kernel needs ",
                 plan.scores_smem, " B of shared memory, the device allows ", caps.smem_optin);
-    const int64_t pages_bound = plan.rows_per_launch * ceil_div64(plan.len_cap, kPageSize);
-    DSA_REQUIRE(pages_bound < (int64_t{1} << 31), "indexer: too many pages in one call (", pages_bound, ")");
-    plan.scores_grid = static_cast<int>(std::clamp<int64_t>(ceil_div64(pages_bound, kScoresPagesPerBlock), 1, caps.sms));
 
     plan.cluster = 0;
     for (int c = 1; c <= kMaxTopkCluster; c *= 2) {
