@@ -111,9 +111,8 @@ void CostModel::set_curve(std::vector<double> work, std::vector<double> seconds)
 
 std::vector<int64_t> piece_cuts(int64_t rows, const Pieces& pieces) {
   DSA_REQUIRE(rows >= 0, "piece_cuts: ", rows, " rows");
-  const int64_t n = pieces.min_rows > 0 && pieces.max > 1
-                        ? std::clamp<int64_t>(rows / pieces.min_rows, 1, pieces.max)
-                        : 1;
+  int64_t n = pieces.min_rows > 0 && pieces.max > 1 ? std::clamp<int64_t>(rows / pieces.min_rows, 1, pieces.max) : 1;
+  if (n == 1 && pieces.max > 1 && pieces.short_rows > 0 && rows >= 2 * pieces.short_rows) n = 2;
   if (pieces.tapered && pieces.min_rows > 0 && pieces.max > 1 && rows >= pieces.min_rows) {
     // Half-pieces at both ends: cut p at rows * (p - 1/2) / n for p = 1..n.
     std::vector<int64_t> cuts(static_cast<size_t>(n) + 2);

@@ -39,10 +39,14 @@ double max_part_work(const std::vector<double>& work, const std::vector<int64_t>
 // end at least min_rows / 2): the upload the first kernels wait for and the results the last
 // kernels leave behind are then half as large. Used where no other rank needs the rule (rank 0
 // computing a batch alone, its results going down to host memory piece by piece).
+// `short_rows`: a slice too short for two pieces of min_rows still goes in two pieces where each
+// has at least short_rows rows (0: never): large pieces (fewer NCCL groups and kernel tails) for
+// long slices without giving up the overlap on short ones.
 struct Pieces {
   int64_t min_rows = 0;
   int max = 1;
   bool tapered = false;
+  int64_t short_rows = 0;
   bool operator==(const Pieces&) const = default;
 };
 // The cut points: pieces + 1 row offsets within the slice, 0 first, `rows` last (just {0, 0}

@@ -70,7 +70,7 @@ class CudaBackend final : public Backend {
     for (cudaEvent_t& e : uploaded_index_) DSA_CHECK_CUDA(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
     for (cudaEvent_t& e : computed_) DSA_CHECK_CUDA(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
     // Tuning knobs for measurements (every rank must see the same; BatchStep checks they agree).
-    if (const char* v = std::getenv("DSA_PIECE_ROWS")) piece_rows_ = std::max<int64_t>(1, std::atoll(v));
+    if (const char* v = std::getenv("DSA_PIECE_ROWS")) piece_rows_ = gather_piece_rows_ = std::max<int64_t>(1, std::atoll(v));
     if (const char* v = std::getenv("DSA_MAX_PIECES")) max_pieces_ = std::clamp(std::atoi(v), 1, kPieceCap);
   }
   ~CudaBackend() override {
@@ -274,7 +274,10 @@ class CudaBackend final : public Backend {
   plan::Pieces pieces(io::Stage stage, bool tapered) const override {
     // Tapered end pieces have min_rows / 2 rows or more: still at least min_slice_rows.
     const int64_t least = tapered ? 2 * min_slice_rows(stage) : min_slice_rows(stage);
-    return {std::max<int64_t>(piece_rows_, least), max_pieces_, tapered};
+    if (tapered) return {std::max<int64_t>(piece_rows_, least), max_pieces_, true};
+    // Untapered: the pieces of a streamed gather across ranks (an NCCL group each), larger,
+    // but a slice too short for two of them still goes in two of at least piece_rows_.
+    return {std::max<int64_t>(gather_piece_rows_, least), max_pieces_, false, std::max<int64_t>(piece_rows_, least)};
   }
 
   ResultRows results() override {
@@ -488,10 +491,15 @@ class CudaBackend final : public Backend {
   int64_t staging_rows_ = 0, staging_pages_ = 0;
   io::Stage stage_ = io::Stage::pipeline;
   // Pieces of at least 256 rows (smaller ones cost more in launches than they hide), at most 4;
-  // DSA_PIECE_ROWS and DSA_MAX_PIECES (up to kPieceCap) override them for measurements.
+  // those of a streamed gather across ranks of at least 512 where a slice has 1024 rows or more
+  // (2 x H200, 2026-11-23: pipeline 2048 rows on 2 ranks 1.195-1.22 ms in 2 pieces of 512 per
+  // rank against 1.254-1.27 in 4 of 256; the indexer as fast), else 2 of at least 256 (a
+  // 512-row slice in one piece: attention 1024 rows 0.685 ms against 0.59). DSA_PIECE_ROWS
+  // (both) and DSA_MAX_PIECES (up to kPieceCap) override them for measurements.
   static constexpr int kPieceCap = 16;
   static constexpr size_t kKvRunBytes = size_t{64} << 20;  // pages per step of a KV load
   int64_t piece_rows_ = 256;
+  int64_t gather_piece_rows_ = 512;
   int max_pieces_ = 4;
   cudaStream_t copy_stream_ = nullptr;
   cudaStream_t download_stream_ = nullptr;  // download_rows

@@ -151,9 +151,10 @@ plan::Pieces streamed_pieces(const comm::World& world, const Backend& backend, i
   if (!gathers_with_nccl(world, backend)) return {};
   const char* env = std::getenv("DSA_STREAM_GATHER");
   const plan::Pieces mine = env && std::strcmp(env, "0") == 0 ? plan::Pieces{} : backend.pieces(stage);
-  std::vector<double> rule = {double(mine.min_rows), double(mine.max)};
+  std::vector<double> rule = {double(mine.min_rows), double(mine.max), double(mine.short_rows)};
   world.broadcast(rule);
-  const plan::Pieces agreed{static_cast<int64_t>(rule[0]), static_cast<int>(rule[1])};
+  const plan::Pieces agreed{static_cast<int64_t>(rule[0]), static_cast<int>(rule[1]), false,
+                            static_cast<int64_t>(rule[2])};
   if (!world.all(mine == agreed) || !streams_pieces(agreed)) return {};
   return agreed;
 }

@@ -39,8 +39,8 @@ class BackendTest : public ::testing::TestWithParam<std::string> {
     // slow, so it takes the first rows only.
     gen::GenConfig config = gen::preset_config("demo");
     config.seed = 21;
-    if (GetParam() != "cpu") {  // one batch of 600 rows: large enough for the GPU's pieces
-      config.rows = 600;
+    if (GetParam() != "cpu") {  // one batch of 1100 rows: large enough for the GPU's pieces (of 512 rows or more)
+      config.rows = 1100;
       config.batches = 1;
     }
     plan_ = gen::make_plan(config);
@@ -169,7 +169,7 @@ TEST_P(BackendTest, ComputeTellsOfEachPieceInOrder) {
       backend_->compute(stage, io::view(rows_), float(plan_.config.sm_scale), &told);
       EXPECT_EQ(told.cuts, plan::piece_cuts(rows_count_, backend_->pieces(stage, taper)));
       if (GetParam() != "cpu") {
-        EXPECT_GT(told.pieces, 1) << "600 rows should go in pieces on a GPU";
+        EXPECT_GT(told.pieces, 1) << rows_count_ << " rows should go in pieces on a GPU";
         // Every piece, the tapered ends too, is at least min_slice_rows (identical results).
         for (size_t i = 0; i + 1 < told.cuts.size(); ++i)
           EXPECT_GE(told.cuts[i + 1] - told.cuts[i], backend_->min_slice_rows(stage));

@@ -185,6 +185,25 @@ TEST(Pieces, CutsOfNearlyEqualRowsEachAtLeastTheMinimum) {
   EXPECT_THROW(piece_cuts(-1, {256, 4}), Error);
 }
 
+// Large pieces for long slices; a slice too short for two of them still goes in two pieces
+// where each has short_rows or more (the overlap is kept), else in one.
+TEST(Pieces, ShortSlicesStillGoInTwoPiecesOfShortRows) {
+  const Pieces p{512, 4, false, 256};
+  EXPECT_EQ(piece_cuts(2048, p), (std::vector<int64_t>{0, 512, 1024, 1536, 2048}));
+  EXPECT_EQ(piece_cuts(1024, p), (std::vector<int64_t>{0, 512, 1024}));
+  EXPECT_EQ(piece_cuts(700, p), (std::vector<int64_t>{0, 350, 700}));
+  EXPECT_EQ(piece_cuts(512, p), (std::vector<int64_t>{0, 256, 512}));
+  EXPECT_EQ(piece_cuts(511, p), (std::vector<int64_t>{0, 511}));
+  EXPECT_EQ(piece_cuts(700, {512, 1, false, 256}), (std::vector<int64_t>{0, 700}));  // one piece at most
+  for (int64_t rows = 1; rows < 5000; rows += 37) {
+    const std::vector<int64_t> c = piece_cuts(rows, p);
+    EXPECT_EQ(c.back(), rows);
+    EXPECT_LE(c.size() - 1, size_t(p.max));
+    const int64_t least = c.size() == 3 ? p.short_rows : p.min_rows;
+    for (size_t i = 0; i + 1 < c.size() && c.size() > 2; ++i) EXPECT_GE(c[i + 1] - c[i], least) << rows;
+  }
+}
+
 TEST(Pieces, TaperedCutsHaveHalfPiecesAtBothEnds) {
   EXPECT_EQ(piece_cuts(1024, {256, 4, true}), (std::vector<int64_t>{0, 128, 384, 640, 896, 1024}));
   EXPECT_EQ(piece_cuts(300, {256, 4, true}), (std::vector<int64_t>{0, 150, 300}));
