@@ -4,14 +4,7 @@ set -u
 GEN="$1"
 DIR=$(mktemp -d)
 trap 'rm -rf "$DIR"' EXIT
-fails=0
-check() {  # check NAME WANT_RC GOT_RC
-  if [ "$2" != "$3" ]; then echo "FAIL $1: exit $3, expected $2"; fails=$((fails + 1)); else echo "ok   $1"; fi
-}
-one_line() {  # one_line NAME FILE: stderr holds exactly one line
-  n=$(wc -l < "$2")
-  if [ "$n" != 1 ]; then echo "FAIL $1: stderr has $n lines:"; cat "$2"; fails=$((fails + 1)); fi
-}
+. "$(dirname "$0")/../cli_checks.sh"
 
 "$GEN" --help > "$DIR/help" 2>&1; check help 0 $?
 for p in tiny demo fib-indexer fib-attention decode; do

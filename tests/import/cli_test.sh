@@ -5,14 +5,7 @@ IMP="$1"
 MAKE="$2"
 DIR=$(mktemp -d)
 trap 'rm -rf "$DIR"' EXIT
-fails=0
-check() {  # check NAME WANT_RC GOT_RC
-  if [ "$2" != "$3" ]; then echo "FAIL $1: exit $3, expected $2"; fails=$((fails + 1)); else echo "ok   $1"; fi
-}
-one_line() {  # one_line NAME FILE: stderr holds exactly one line
-  n=$(wc -l < "$2")
-  if [ "$n" != 1 ]; then echo "FAIL $1: stderr has $n lines:"; cat "$2"; fails=$((fails + 1)); fi
-}
+. "$(dirname "$0")/../cli_checks.sh"
 "$MAKE" "$DIR/fib" || { echo "FAIL make_fib_dataset"; exit 1; }
 IDX=dsa_topk_indexer_fp8_h64_d128_topk2048_ps64
 ATT=dsa_sparse_attention_h16_ckv512_kpe64_topk2048_ps64
