@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "io/schema.hpp"
 #include "kernels/reference/attention.hpp"
 #include "kernels/reference/indexer.hpp"
 #include "kernels/shapes.hpp"
@@ -24,11 +25,12 @@ class CpuBackend final : public Backend {
   void load_kv(io::Stage stage, int64_t num_pages, const KvPageReader& read) override {
     own_kv_ = io::KvCache{};
     own_kv_.num_pages = num_pages;
-    const size_t pages = static_cast<size_t>(num_pages);
-    if (io::stage_needs_indexer_data(stage)) own_kv_.index_k.resize(pages * kIndexPageBytes);
+    // Sizes past the allocation limit, or that do not fit, fail with the array's name.
+    if (io::stage_needs_indexer_data(stage))
+      io::schema::resize_or_fail(own_kv_.index_k, num_pages * kIndexPageBytes, "cpu backend: /kv/index_k in host memory");
     if (io::stage_needs_attention_data(stage)) {
-      own_kv_.ckv.resize(pages * kPageSize * kCkvDim);
-      own_kv_.kpe.resize(pages * kPageSize * kKpeDim);
+      io::schema::resize_or_fail(own_kv_.ckv, num_pages * kPageSize * kCkvDim, "cpu backend: /kv/ckv in host memory");
+      io::schema::resize_or_fail(own_kv_.kpe, num_pages * kPageSize * kKpeDim, "cpu backend: /kv/kpe in host memory");
     }
     read(0, num_pages, {own_kv_.index_k.data(), own_kv_.ckv.data(), own_kv_.kpe.data()});
     kv_ = &own_kv_;

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <string>
 
 #include <unistd.h>
@@ -94,6 +95,7 @@ void maybe_inject_fault(int rank, int64_t batch, const char* point) {
   if (std::strcmp(action, "term") == 0) std::raise(SIGTERM);
   if (std::strcmp(action, "hang") == 0)
     for (;;) pause();
+  if (std::strcmp(action, "nomem") == 0) throw std::bad_alloc();
 }
 
 }  // namespace dsa::run

@@ -39,9 +39,10 @@ class Watchdog {
 };
 
 // Test hook, off unless the environment sets DSA_TEST_FAULT=ACTION:RANK:BATCH:POINT, where
-// ACTION is kill (SIGKILL, nothing flushed), term (SIGTERM) or hang (sleep forever), and POINT
-// is compute (after the rank computed the batch) or write (rank 0, rows written but
-// completed_batches not yet advanced). Used by the kill/resume tests.
+// ACTION is kill (SIGKILL, nothing flushed), term (SIGTERM), hang (sleep forever) or nomem
+// (throws std::bad_alloc), and POINT is compute (after the rank computed the batch), write
+// (rank 0, rows written but completed_batches not yet advanced) or kv (batch -1: as the rank
+// starts loading the KV caches). Used by the kill/resume tests.
 void maybe_inject_fault(int rank, int64_t batch, const char* point);
 
 }  // namespace dsa::run

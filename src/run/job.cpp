@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <future>
 #include <iostream>
+#include <new>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -26,8 +27,9 @@
 namespace dsa::run {
 namespace {
 
-// Runs `step` on every rank; if any rank throws dsa::Error, every rank learns the first
-// message (by rank), rank 0 prints it, and all return false.
+// Runs `step` on every rank; if any rank throws, every rank learns the first message (by
+// rank), rank 0 prints it, and all return false (a rank that failed alone, with anything from
+// a dsa::Error to an allocation failure, must not leave the others waiting).
 template <typename Step>
 bool collectively(const comm::World& world, Step&& step) {
   std::string error;
@@ -35,6 +37,10 @@ bool collectively(const comm::World& world, Step&& step) {
     step();
   } catch (const Error& e) {
     error = e.what();
+  } catch (const std::bad_alloc&) {
+    error = rank_prefix() + "out of host memory";
+  } catch (const std::exception& e) {
+    error = rank_prefix() + e.what();
   }
   error = world.agree_on_error(error);
   if (error.empty()) return true;
@@ -247,6 +253,7 @@ int run_job(const JobOptions& o, const comm::World& world) {
   if (!collectively(world, [&] {
         // A GPU streams the caches from the file to the device (the reads overlapping the
         // uploads, no host copy of the whole caches); the CPU keeps its own copy.
+        maybe_inject_fault(world.rank(), -1, "kv");
         kv_read_seconds = load_kv(*backend, *workload);
         if (choosing) backend->reserve(o.stage, sample_rows, sample_rows, max_seq_len, info.max_num_pages);
       }))

@@ -34,6 +34,14 @@ scenario() {
   "$compare" ref.h5 "$name.h5" || fail "$name: resumed results differ from an uninterrupted run"
 }
 
+# A rank that runs out of host memory while it loads the KV caches: every rank stops at once
+# with the one-line reason naming it (no hang, no crash).
+rm -f nomem.h5
+DSA_TEST_FAULT=nomem:1:-1:kv run 3 nomem.h5 >/dev/null
+rc=$?
+if [ $rc -eq 0 ] || [ $rc -eq 124 ]; then fail "nomem: exited $rc, expected a failure status"; fi
+grep -q "^\[rank 1\] out of host memory" nomem.h5.log || { fail "nomem: no line naming rank 1"; cat nomem.h5.log; }
+
 scenario kill_rank1_compute 3 kill:1:2:compute nonzero
 scenario kill_rank0_midwrite 2 kill:0:3:write nonzero
 scenario sigterm_rank2 3 term:2:1:compute 3
