@@ -111,9 +111,9 @@ void CostModel::set_curve(std::vector<double> work, std::vector<double> seconds)
 
 std::vector<int64_t> piece_cuts(int64_t rows, const Pieces& pieces) {
   DSA_REQUIRE(rows >= 0, "piece_cuts: ", rows, " rows");
-  int64_t n = pieces.min_rows > 0 && pieces.max > 1 ? std::clamp<int64_t>(rows / pieces.min_rows, 1, pieces.max) : 1;
+  int64_t n = pieces.splits() ? std::clamp<int64_t>(rows / pieces.min_rows, 1, pieces.max) : 1;
   if (n == 1 && pieces.max > 1 && pieces.short_rows > 0 && rows >= 2 * pieces.short_rows) n = 2;
-  if (pieces.tapered && pieces.min_rows > 0 && pieces.max > 1 && rows >= pieces.min_rows) {
+  if (pieces.tapered && pieces.splits() && rows >= pieces.min_rows) {
     // Half-pieces at both ends: cut p at rows * (p - 1/2) / n for p = 1..n.
     std::vector<int64_t> cuts(static_cast<size_t>(n) + 2);
     cuts[0] = 0;
@@ -172,7 +172,7 @@ double predict_seconds(const CostModel& model, const std::vector<double>& work,
                        const std::vector<int64_t>& cuts) {
   const int k = static_cast<int>(cuts.size()) - 1;
   const double fixed = (k - 1) * (model.per_rank_seconds + model.gather_latency_seconds);
-  if (k > 1 && model.streamed.min_rows > 0 && model.streamed.max > 1) {
+  if (k > 1 && model.streamed.splits()) {
     // Work is indexed from the batch's first row; cuts here are batch-relative.
     return streamed_seconds(model, work, cuts) + fixed;
   }

@@ -47,6 +47,8 @@ struct Pieces {
   int max = 1;
   bool tapered = false;
   int64_t short_rows = 0;
+  // Whether the rule may cut a slice into more than one piece (else every slice is one piece).
+  bool splits() const { return min_rows > 0 && max > 1; }
   bool operator==(const Pieces&) const = default;
 };
 // The cut points: pieces + 1 row offsets within the slice, 0 first, `rows` last (just {0, 0}

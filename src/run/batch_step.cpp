@@ -30,8 +30,6 @@ bool gathers_with_nccl(const comm::World& world, const Backend& backend) {
 #endif
 }
 
-bool streams_pieces(const plan::Pieces& p) { return p.min_rows > 0 && p.max > 1; }
-
 // Rank 0's results going down to host set `slot` piece by piece as soon as each is in its device
 // buffers, while the next pieces compute (fetch then waits for the last): as a listener when
 // rank 0 computes a batch alone, through StreamedGather when other ranks send pieces.
@@ -155,7 +153,7 @@ plan::Pieces streamed_pieces(const comm::World& world, const Backend& backend, i
   world.broadcast(rule);
   const plan::Pieces agreed{static_cast<int64_t>(rule[0]), static_cast<int>(rule[1]), false,
                             static_cast<int64_t>(rule[2])};
-  if (!world.all(mine == agreed) || !streams_pieces(agreed)) return {};
+  if (!world.all(mine == agreed) || !agreed.splits()) return {};
   return agreed;
 }
 
@@ -175,7 +173,7 @@ std::string BatchStep::transport() const {
 #ifdef DSA_HAVE_NCCL
   if (nccl_) {
     return comm::NcclComm::library_version() + " (device to device" +
-           (streams_pieces(streamed_) ? ", streamed in pieces of >= " + std::to_string(streamed_.min_rows) + " rows)"
+           (streamed_.splits() ? ", streamed in pieces of >= " + std::to_string(streamed_.min_rows) + " rows)"
                                       : ")");
   }
 #endif
@@ -185,7 +183,7 @@ std::string BatchStep::transport() const {
 void BatchStep::compute_and_gather(const plan::BatchPlan& plan, const io::RowsView& mine, float sm_scale,
                                    report::TimeSplit& split) {
   const int me = world_.rank();
-  const bool streamed = nccl_ && plan.ranks > 1 && streams_pieces(streamed_);
+  const bool streamed = nccl_ && plan.ranks > 1 && streamed_.splits();
   downloaded_ = 0;
   if (plan.active(me)) {
     DSA_REQUIRE(mine.count == plan.end(me) - plan.begin(me), "batch ", plan.batch, ": ", mine.count,
@@ -251,7 +249,7 @@ void BatchStep::gather(const plan::BatchPlan& plan, report::TimeSplit& split) {
 double BatchStep::streamed_gather_device_seconds(const plan::BatchPlan& plan) {
 #ifdef DSA_HAVE_NCCL
   const int me = world_.rank();
-  if (!nccl_ || plan.ranks < 2 || !streams_pieces(streamed_) || !plan.active(me)) return 0;
+  if (!nccl_ || plan.ranks < 2 || !streamed_.splits() || !plan.active(me)) return 0;
   StreamedGather streaming(*nccl_, gathered_arrays(stage_, backend_.results()), plan, me, streamed_);
   double seconds = 0;
   streaming.finish(&seconds);  // every piece at once, none announced

@@ -113,7 +113,7 @@ GatherCost measure_gather(const comm::World& world, BatchStep& step, int64_t row
   const double t_large = time_gather(rows_per_rank, false);
   const int senders = world.size() - 1;
   GatherCost cost;
-  const bool streamed = step.streamed().min_rows > 0 && step.streamed().max > 1;
+  const bool streamed = step.streamed().splits();
   cost.latency_seconds = (streamed ? time_gather(1, true) : t_small) / senders;
   const double bytes = double(senders) * double(rows_per_rank - 1) * result_bytes_per_row;
   // A gather too small to tell from latency gives no bandwidth: assume a fast link then.
