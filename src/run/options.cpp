@@ -2,13 +2,30 @@
 
 #include <boost/program_options.hpp>
 
+#include <limits>
 #include <ostream>
+#include <string>
 
 #include "common/error.hpp"
 
 namespace po = boost::program_options;
 
 namespace dsa::run {
+
+namespace {
+
+// `text` as a whole number in [lo, hi], or a UsageError: "`expects`, not 'text'".
+int whole_number(const std::string& text, int lo, int hi, const std::string& expects) {
+  try {
+    size_t used = 0;
+    const int value = std::stoi(text, &used);
+    if (used == text.size() && value >= lo && value <= hi) return value;
+  } catch (const std::exception&) {
+  }
+  throw UsageError(expects + ", not '" + text + "'");
+}
+
+}  // namespace
 
 std::optional<JobOptions> parse_options(int argc, char** argv, std::ostream& help_out) {
   JobOptions o;
@@ -74,26 +91,12 @@ std::optional<JobOptions> parse_options(int argc, char** argv, std::ostream& hel
   }
   if (o.backend != "auto" && o.backend != "cpu" && o.backend != "cuda")
     throw UsageError("dsa-run: unknown --backend '" + o.backend + "' (auto, cuda or cpu)");
-  if (ranks != "auto") {
-    try {
-      size_t used = 0;
-      o.ranks = std::stoi(ranks, &used);
-      if (used != ranks.size() || o.ranks < 1) throw std::invalid_argument(ranks);
-    } catch (const std::exception&) {
-      throw UsageError("dsa-run: --ranks takes 'auto' or a positive number, not '" + ranks + "'");
-    }
-  }
+  if (ranks != "auto")
+    o.ranks = whole_number(ranks, 1, std::numeric_limits<int>::max(), "dsa-run: --ranks takes 'auto' or a positive number");
   if (o.calibration.empty()) throw UsageError("dsa-run: --calibration takes measure, none or a file");
   if (o.threads < 0) throw UsageError("dsa-run: --threads must be >= 0");
-  if (io_threads != "auto") {
-    try {
-      size_t used = 0;
-      o.io_threads = std::stoi(io_threads, &used);
-      if (used != io_threads.size() || o.io_threads < 0 || o.io_threads > 256) throw std::invalid_argument(io_threads);
-    } catch (const std::exception&) {
-      throw UsageError("dsa-run: --io-threads takes 'auto' or a number from 0 to 256, not '" + io_threads + "'");
-    }
-  }
+  if (io_threads != "auto")
+    o.io_threads = whole_number(io_threads, 0, 256, "dsa-run: --io-threads takes 'auto' or a number from 0 to 256");
   if (!(o.timeout >= 0)) throw UsageError("dsa-run: --timeout must be >= 0 seconds");
   if (o.resume && o.force) throw UsageError("dsa-run: --resume and --force contradict each other");
   return o;
