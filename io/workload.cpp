@@ -673,20 +673,25 @@ RowsView WorkloadFile::read_rows_into(int64_t first, int64_t count, const RowBuf
   return out;
 }
 
-KvCache WorkloadFile::read_kv() const {
-  const Impl& m = *impl_;
+KvCache allocate_kv_cache(Stage stage, int64_t num_pages, const std::string& where) {
   KvCache out;
   out.first_page = 0;
-  out.num_pages = m.info.num_pages;
-  auto size = [&](DatasetId id, auto& values) {
-    if (!stage_reads(m.stage, id)) return;
-    const h5::Dataset& d = m.need(id);
-    schema::resize_or_fail(values, d.rows() * d.row_elements(), d.where());
+  out.num_pages = num_pages;
+  auto size = [&](DatasetId id, auto& values, int64_t per_page) {
+    if (stage_reads(stage, id)) schema::resize_or_fail(values, num_pages * per_page, where + ": " + specs()[id].path);
   };
-  size(kIndexK, out.index_k);
-  size(kCkv, out.ckv);
-  size(kKpe, out.kpe);
-  read_kv_pages(0, out.num_pages, {out.index_k.data(), out.ckv.data(), out.kpe.data()});
+  size(kIndexK, out.index_k, kIndexPageBytes);
+  size(kCkv, out.ckv, int64_t{kPageSize} * kCkvDim);
+  size(kKpe, out.kpe, int64_t{kPageSize} * kKpeDim);
+  return out;
+}
+
+KvPages pages_of(KvCache& kv) { return {kv.index_k.data(), kv.ckv.data(), kv.kpe.data()}; }
+
+KvCache WorkloadFile::read_kv() const {
+  const Impl& m = *impl_;
+  KvCache out = allocate_kv_cache(m.stage, m.info.num_pages, m.info.path);
+  read_kv_pages(0, out.num_pages, pages_of(out));
   return out;
 }
 

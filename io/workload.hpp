@@ -120,6 +120,13 @@ struct KvPages {
   uint16_t* kpe = nullptr;
 };
 
+// A KvCache of `num_pages` pages of the arrays `stage` reads (zeroed), its other arrays empty.
+// Sizes over the read limit or that cannot be allocated fail naming `where` and the array
+// ("w.h5: /kv/ckv: cannot allocate ...").
+KvCache allocate_kv_cache(Stage stage, int64_t num_pages, const std::string& where);
+// Where its pages are (null for the empty arrays), for WorkloadFile::read_kv_pages.
+KvPages pages_of(KvCache& kv);
+
 // NaN or Inf values in data a stage reads. They are not errors: the job computes with them as
 // the math says (a NaN weight makes that row's scores NaN, an Inf in ckv makes the outputs that
 // select it NaN or Inf) and reports how many there were, so that nothing is silently hidden.

@@ -4,7 +4,6 @@
 #include <vector>
 
 #include "common/error.hpp"
-#include "io/schema.hpp"
 #include "kernels/reference/attention.hpp"
 #include "kernels/reference/indexer.hpp"
 #include "kernels/shapes.hpp"
@@ -23,16 +22,8 @@ class CpuBackend final : public Backend {
   int threads() const override { return threads_; }
 
   void load_kv(io::Stage stage, int64_t num_pages, const KvPageReader& read) override {
-    own_kv_ = io::KvCache{};
-    own_kv_.num_pages = num_pages;
-    // Sizes past the allocation limit, or that do not fit, fail with the array's name.
-    if (io::stage_needs_indexer_data(stage))
-      io::schema::resize_or_fail(own_kv_.index_k, num_pages * kIndexPageBytes, "cpu backend: /kv/index_k in host memory");
-    if (io::stage_needs_attention_data(stage)) {
-      io::schema::resize_or_fail(own_kv_.ckv, num_pages * kPageSize * kCkvDim, "cpu backend: /kv/ckv in host memory");
-      io::schema::resize_or_fail(own_kv_.kpe, num_pages * kPageSize * kKpeDim, "cpu backend: /kv/kpe in host memory");
-    }
-    read(0, num_pages, {own_kv_.index_k.data(), own_kv_.ckv.data(), own_kv_.kpe.data()});
+    own_kv_ = io::allocate_kv_cache(stage, num_pages, "cpu backend (host memory)");
+    read(0, num_pages, io::pages_of(own_kv_));
     kv_ = &own_kv_;
   }
   void load_kv(const io::KvCache& kv) override { kv_ = &kv; }
