@@ -279,8 +279,9 @@ struct WorkloadFile::Impl {
     std::lock_guard<std::mutex> lock(h5::library_mutex());
     d.read_rows(specs()[id].type, first, count, out);
   }
-  void read_extents(const std::vector<RawExtent>& extents, int64_t first, int64_t count) const {
-    if (!extents.empty()) raw->read(extents, "rows " + h5::range_text(first, count));
+  // Reads what read() queued; `what` and [first, first + count) name it in messages.
+  void read_extents(const std::vector<RawExtent>& extents, const char* what, int64_t first, int64_t count) const {
+    if (!extents.empty()) raw->read(extents, what + h5::range_text(first, count));
   }
 
   // Calls row_fn(row, values of that row, tallies) for every row of dataset `id`, reading
@@ -575,7 +576,7 @@ QueryRows WorkloadFile::read_rows(int64_t first, int64_t count) const {
   read(kQNope, out.q_nope);
   read(kQPe, out.q_pe);
   read(kSparse, out.sparse_indices);
-  m.read_extents(extents, first, count);
+  m.read_extents(extents, "rows ", first, count);
   return out;
 }
 
@@ -669,7 +670,7 @@ RowsView WorkloadFile::read_rows_into(int64_t first, int64_t count, const RowBuf
   read(kQNope, dst.q_nope, out.q_nope);
   read(kQPe, dst.q_pe, out.q_pe);
   read(kSparse, dst.sparse_indices, out.sparse_indices);
-  m.read_extents(extents, first, count);
+  m.read_extents(extents, "rows ", first, count);
   return out;
 }
 
@@ -697,7 +698,7 @@ KvCache WorkloadFile::read_kv() const {
 
 void WorkloadFile::read_kv_pages(int64_t first, int64_t count, const KvPages& dst) const {
   const Impl& m = *impl_;
-  DSA_REQUIRE(first >= 0 && count >= 0 && first + count <= m.info.num_pages, m.file.file_path(), ": KV pages ",
+  DSA_REQUIRE(first >= 0 && count >= 0 && first + count <= m.info.num_pages, m.info.path, ": KV pages ",
               h5::range_text(first, count), " asked for, the file has ", m.info.num_pages);
   std::vector<RawExtent> extents;
   auto read = [&](DatasetId id, void* out) {
@@ -708,7 +709,7 @@ void WorkloadFile::read_kv_pages(int64_t first, int64_t count, const KvPages& ds
   read(kIndexK, dst.index_k);
   read(kCkv, dst.ckv);
   read(kKpe, dst.kpe);
-  if (!extents.empty()) m.raw->read(extents, "KV pages " + h5::range_text(first, count));
+  m.read_extents(extents, "KV pages ", first, count);
 }
 
 // ---- WorkloadWriter --------------------------------------------------------------------------
