@@ -96,6 +96,17 @@ std::vector<std::string> World::all_gather(const std::string& mine) const {
   return out;
 }
 
+std::vector<double> World::all_gather(const std::vector<double>& mine) const {
+  const int n = static_cast<int>(mine.size());
+  // Both reductions on every rank (collectives), then the test.
+  const int64_t most = max(int64_t{n}), least = -max(-int64_t{n});
+  DSA_REQUIRE(int64_t{n} == static_cast<int64_t>(mine.size()) && most == n && least == n,
+              "all_gather: ranks hold different numbers of values (this rank ", n, ")");
+  std::vector<double> all(static_cast<size_t>(n) * static_cast<size_t>(size_));
+  DSA_CHECK_MPI(MPI_Allgather(mine.data(), n, MPI_DOUBLE, all.data(), n, MPI_DOUBLE, MPI_COMM_WORLD));
+  return all;
+}
+
 void World::barrier() const { DSA_CHECK_MPI(MPI_Barrier(MPI_COMM_WORLD)); }
 
 namespace {

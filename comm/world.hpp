@@ -49,6 +49,8 @@ class World {
 
   // Every rank's string, by rank, on every rank.
   std::vector<std::string> all_gather(const std::string& mine) const;
+  // Every rank's `mine` (the same length on every rank), rank after rank, on every rank.
+  std::vector<double> all_gather(const std::vector<double>& mine) const;
 
   void barrier() const;
   void broadcast(std::string& value, int root = 0) const;

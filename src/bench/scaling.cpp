@@ -97,6 +97,41 @@ bool parse(int argc, char** argv, po::options_description& opts, const char* usa
   return true;
 }
 
+// Where a rank's time in a case went (medians over the timed runs, seconds): the upload its
+// kernels waited for, the kernels, the rest of its compute call, and the gather after it (on
+// rank 0: until every piece is in; elsewhere: until its own pieces have left).
+constexpr size_t kParts = 4;
+std::vector<double> median_parts(const std::vector<report::TimeSplit>& splits) {
+  std::vector<double> out;
+  for (size_t part = 0; part < kParts; ++part) {
+    std::vector<double> v;
+    for (const report::TimeSplit& t : splits) {
+      const double values[kParts] = {t.upload, t.index + t.attend, t.other, t.gather};
+      v.push_back(values[part]);
+    }
+    std::sort(v.begin(), v.end());
+    out.push_back(v.empty() ? 0.0 : v[v.size() / 2]);
+  }
+  return out;
+}
+
+void print_parts(const std::vector<double>& parts, int ranks) {
+  for (int r = 0; r < ranks; ++r) {
+    const double* m = parts.data() + size_t(r) * kParts;
+    std::printf("%8s rank %d: upload waited %.3f ms, kernels %.3f, rest of compute %.3f, gather after it %.3f\n", "",
+                r, m[0] * 1e3, m[1] * 1e3, m[2] * 1e3, m[3] * 1e3);
+  }
+}
+
+nlohmann::json parts_json(const std::vector<double>& parts, int ranks) {
+  nlohmann::json out = nlohmann::json::array();
+  for (int r = 0; r < ranks; ++r) {
+    const double* m = parts.data() + size_t(r) * kParts;
+    out.push_back({{"upload", m[0] * 1e3}, {"kernels", m[1] * 1e3}, {"other", m[2] * 1e3}, {"gather", m[3] * 1e3}});
+  }
+  return out;
+}
+
 }  // namespace
 
 int calibrate_main(int argc, char** argv) {
@@ -242,6 +277,7 @@ int scaling_main(int argc, char** argv) {
       bool is_auto;
       io::QueryRows mine;  // this rank's rows, copied before any timing
       std::vector<double> runs;
+      std::vector<report::TimeSplit> splits;  // this rank's, per timed run
     };
     std::vector<Case> cases_b;
     for (int k = 1; k <= fixed_max + 1; ++k) {
@@ -250,7 +286,7 @@ int scaling_main(int argc, char** argv) {
       plan::BatchPlan p = plan::plan_batch(0, 0, work, world.size(), is_auto ? 0 : k, model);
       if (!is_auto && p.ranks != k) continue;  // slices of < min_slice_rows rows: not a valid split
       io::QueryRows mine = io::slice_rows(pool, p.begin(me), p.end(me) - p.begin(me));
-      cases_b.push_back({std::move(p), is_auto, std::move(mine), {}});
+      cases_b.push_back({std::move(p), is_auto, std::move(mine), {}, {}});
     }
     // Rounds over the cases (a warm-up round first), so that whatever drifts during the sweep
     // (host memory, clocks) drifts for every case alike.
@@ -262,7 +298,10 @@ int scaling_main(int argc, char** argv) {
         world.barrier();
         const double t0 = report::now_seconds();
         step.compute_and_gather(c.plan, rows, sm_scale, split);
-        if (i > 0) c.runs.push_back(report::now_seconds() - t0);
+        if (i > 0) {
+          c.runs.push_back(report::now_seconds() - t0);
+          c.splits.push_back(split);
+        }
         // Untimed: rank 0's downloads of this case (the job's fetch) finish before the next
         // case starts, so that no case is timed beside another's leftover copies.
         if (world.is_root()) step.fetch(c.plan, 0, split);
@@ -274,6 +313,7 @@ int scaling_main(int argc, char** argv) {
       // One more run of each case for its results, checked against one rank's.
       report::TimeSplit split;
       step.compute_and_gather(c.plan, run::staged(*backend, c.mine, 0), sm_scale, split);
+      const std::vector<double> parts = world.all_gather(median_parts(c.splits));
       if (!world.is_root()) continue;
       const plan::BatchPlan& p = c.plan;
       report::TimeSplit ignored;
@@ -289,6 +329,7 @@ int scaling_main(int argc, char** argv) {
       const std::string policy = c.is_auto ? "auto" : "fixed";
       std::printf("%8lld %8s %6d %12.4f %12.4f %8.2fx %10s\n", static_cast<long long>(b), policy.c_str(), p.ranks,
                   med * 1e3, p.predicted_seconds * 1e3, one_rank / med, identical ? "yes" : "NO");
+      print_parts(parts, p.ranks);
       if (c.is_auto) {
         const bool within = med <= best_fixed * 1.05 && med <= one_rank * 1.05;
         if (!within) ++auto_misses;
@@ -307,7 +348,8 @@ int scaling_main(int argc, char** argv) {
                        {"min_ms", runs.front() * 1e3},
                        {"predicted_ms", p.predicted_seconds * 1e3},
                        {"speedup_vs_1", one_rank / med},
-                       {"identical", identical}});
+                       {"identical", identical},
+                       {"ranks_ms", parts_json(parts, p.ranks)}});
     }
   }
   if (world.is_root()) {

@@ -68,6 +68,18 @@ TEST(World, HostsAndLocalRanksAreConsistent) {
   for (int r = 0; r < w.size(); ++r) EXPECT_EQ(names[static_cast<size_t>(r)], std::to_string(r * 7));
 }
 
+TEST(World, AllGatherOfValuesPutsEachRanksValuesInRankOrder) {
+  const World& w = *g_world;
+  const std::vector<double> all = w.all_gather(std::vector<double>{w.rank() + 0.5, -1.0 * w.rank()});
+  ASSERT_EQ(all.size(), 2 * static_cast<size_t>(w.size()));
+  for (int r = 0; r < w.size(); ++r) {
+    EXPECT_EQ(all[2 * size_t(r)], r + 0.5);
+    EXPECT_EQ(all[2 * size_t(r) + 1], -1.0 * r);
+  }
+  // Different lengths on different ranks are refused on every rank, not left to MPI.
+  if (w.size() > 1) EXPECT_THROW(w.all_gather(std::vector<double>(w.is_root() ? 1 : 2, 0.0)), dsa::Error);
+}
+
 TEST(World, BroadcastsReachEveryRank) {
   const World& w = *g_world;
   std::vector<int32_t> v;
