@@ -113,7 +113,7 @@ std::vector<int64_t> piece_cuts(int64_t rows, const Pieces& pieces) {
   DSA_REQUIRE(rows >= 0, "piece_cuts: ", rows, " rows");
   int64_t n = pieces.splits() ? std::clamp<int64_t>(rows / pieces.min_rows, 1, pieces.max) : 1;
   if (n == 1 && pieces.max > 1 && pieces.short_rows > 0 && rows >= 2 * pieces.short_rows) n = 2;
-  if (pieces.tapered && pieces.splits() && rows >= pieces.min_rows) {
+  if (pieces.tapered && pieces.splits() && rows >= std::max(pieces.min_rows, pieces.taper_rows)) {
     // Half-pieces at both ends: cut p at rows * (p - 1/2) / n for p = 1..n.
     std::vector<int64_t> cuts(static_cast<size_t>(n) + 2);
     cuts[0] = 0;
@@ -126,6 +126,16 @@ std::vector<int64_t> piece_cuts(int64_t rows, const Pieces& pieces) {
   return cuts;
 }
 
+Pieces batch_pieces(const Pieces& rule, const std::vector<int64_t>& cuts) {
+  if (!rule.tapered) return rule;
+  int64_t smallest = cuts.size() > 1 ? cuts[1] - cuts[0] : 0;
+  for (size_t p = 1; p + 1 < cuts.size(); ++p) smallest = std::min(smallest, cuts[p + 1] - cuts[p]);
+  Pieces batch = rule;
+  batch.tapered = smallest >= std::max(rule.min_rows, rule.taper_rows);
+  batch.taper_rows = 0;
+  return batch;
+}
+
 namespace {
 
 // The streamed gather's finish (see predict_seconds in plan.hpp), k >= 2.
@@ -134,12 +144,13 @@ double streamed_seconds(const CostModel& model, const std::vector<double>& work,
   // Per rank: its compute seconds, its pieces, and when each piece's kernels are done.
   std::vector<std::vector<double>> ready(k);
   std::vector<std::vector<int64_t>> pieces(k);
+  const Pieces rule = batch_pieces(model.streamed, cuts);
   for (size_t r = 0; r < k; ++r) {
     const int64_t first = cuts[r], rows = cuts[r + 1] - cuts[r];
     double total = 0;
     for (int64_t i = first; i < first + rows; ++i) total += work[static_cast<size_t>(i)];
     const double seconds = model.compute_seconds(total);
-    pieces[r] = piece_cuts(rows, model.streamed);
+    pieces[r] = piece_cuts(rows, rule);
     double done = 0;
     size_t q = 0;
     for (int64_t i = 0; i < rows; ++i) {

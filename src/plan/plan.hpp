@@ -37,8 +37,8 @@ double max_part_work(const std::vector<double>& work, const std::vector<int64_t>
 // and for rank 0, which posts a receive for every piece of every other rank.
 // `tapered`: the first and the last piece of half the others' rows (n + 1 pieces in all, each
 // end at least min_rows / 2): the upload the first kernels wait for and the results the last
-// kernels leave behind are then half as large. Used where no other rank needs the rule (rank 0
-// computing a batch alone, its results going down to host memory piece by piece).
+// kernels leave behind are then half as large, for one piece more. Slices of fewer than
+// max(min_rows, taper_rows) rows are not tapered.
 // `short_rows`: a slice too short for two pieces of min_rows still goes in two pieces where each
 // has at least short_rows rows (0: never): large pieces (fewer NCCL groups and kernel tails) for
 // long slices without giving up the overlap on short ones.
@@ -47,6 +47,7 @@ struct Pieces {
   int max = 1;
   bool tapered = false;
   int64_t short_rows = 0;
+  int64_t taper_rows = 0;
   // Whether the rule may cut a slice into more than one piece (else every slice is one piece).
   bool splits() const { return min_rows > 0 && max > 1; }
   bool operator==(const Pieces&) const = default;
@@ -54,6 +55,12 @@ struct Pieces {
 // The cut points: pieces + 1 row offsets within the slice, 0 first, `rows` last (just {0, 0}
 // for an empty slice).
 std::vector<int64_t> piece_cuts(int64_t rows, const Pieces& pieces);
+
+// The rule every rank of a batch split at `cuts` (k + 1 row offsets) cuts its slice by: tapered
+// for all of them or for none, as the smallest slice decides (a rank in one piece more than
+// another would leave rank 0, which receives piece q of every rank after its own piece q, a
+// group to wait for after its last piece). So that taper_rows never splits one batch's ranks.
+Pieces batch_pieces(const Pieces& rule, const std::vector<int64_t>& cuts);
 
 // Predicted seconds of a batch on k ranks:
 //   compute_seconds(largest part's work)        (the slowest rank's upload + kernels)

@@ -38,6 +38,9 @@ class PieceListener {
   // Whether compute() should cut the slice by its tapered rule (pieces(stage, true)): only a
   // listener that no other rank's rule must match may ask.
   virtual bool tapered() const { return false; }
+  // The rule compute() must cut the slice by (the one every rank of a streamed gather follows),
+  // or null: the backend's own (pieces(stage, tapered())).
+  virtual const plan::Pieces* rule() const { return nullptr; }
 };
 
 // Puts pages [first, first + count) of the KV arrays a stage reads into `into`

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "common/error.hpp"
@@ -72,6 +73,10 @@ class CudaBackend final : public Backend {
     // Tuning knobs for measurements (every rank must see the same; BatchStep checks they agree).
     if (const char* v = std::getenv("DSA_PIECE_ROWS")) piece_rows_ = gather_piece_rows_ = std::max<int64_t>(1, std::atoll(v));
     if (const char* v = std::getenv("DSA_MAX_PIECES")) max_pieces_ = std::clamp(std::atoi(v), 1, kPieceCap);
+    if (const char* v = std::getenv("DSA_GATHER_TAPER_ROWS")) {
+      gather_taper_rows_ = std::max<int64_t>(0, std::atoll(v));
+      taper_rows_set_ = true;
+    }
   }
   ~CudaBackend() override {
     for (cudaEvent_t e : events_) cudaEventDestroy(e);
@@ -232,7 +237,9 @@ class CudaBackend final : public Backend {
     // has at least min_slice_rows rows, so every row is computed as in one call of the whole
     // slice (results do not depend on the pieces). The pipeline's indexer waits only for the
     // indexer's inputs: attention's (two thirds of the bytes) upload while it runs.
-    const std::vector<int64_t> cuts = plan::piece_cuts(rows.count, pieces(stage, listener && listener->tapered()));
+    const plan::Pieces* told = listener ? listener->rule() : nullptr;
+    const std::vector<int64_t> cuts =
+        plan::piece_cuts(rows.count, told ? *told : pieces(stage, listener && listener->tapered()));
     const int64_t n_pieces = static_cast<int64_t>(cuts.size()) - 1;
     auto piece_begin = [&](int64_t p) { return cuts[size_t(p)]; };
     begin();
@@ -276,8 +283,11 @@ class CudaBackend final : public Backend {
     const int64_t least = tapered ? 2 * min_slice_rows(stage) : min_slice_rows(stage);
     if (tapered) return {std::max<int64_t>(piece_rows_, least), max_pieces_, true};
     // Untapered: the pieces of a streamed gather across ranks (an NCCL group each), larger,
-    // but a slice too short for two of them still goes in two of at least piece_rows_.
-    return {std::max<int64_t>(gather_piece_rows_, least), max_pieces_, false, std::max<int64_t>(piece_rows_, least)};
+    // but a slice too short for two of them still goes in two of at least piece_rows_; tapered
+    // where every slice of the batch is long (not attention's: see gather_taper_rows_).
+    const int64_t taper_rows = stage == io::Stage::attention && !taper_rows_set_ ? 0 : gather_taper_rows_;
+    return {std::max<int64_t>(gather_piece_rows_, least), max_pieces_, taper_rows > 0,
+            std::max<int64_t>(piece_rows_, least), taper_rows};
   }
 
   ResultRows results() override {
@@ -494,13 +504,22 @@ class CudaBackend final : public Backend {
   // those of a streamed gather across ranks of at least 512 where a slice has 1024 rows or more
   // (2 x H200, 2026-11-23: pipeline 2048 rows on 2 ranks 1.195-1.22 ms in 2 pieces of 512 per
   // rank against 1.254-1.27 in 4 of 256; the indexer as fast), else 2 of at least 256 (a
-  // 512-row slice in one piece: attention 1024 rows 0.685 ms against 0.59). DSA_PIECE_ROWS
-  // (both) and DSA_MAX_PIECES (up to kPieceCap) override them for measurements.
+  // 512-row slice in one piece: attention 1024 rows 0.685 ms against 0.59). A streamed gather's
+  // batch whose every slice has 3072 rows or more is tapered, but for attention (2 x H200,
+  // 2026-11-23, 2 ranks over 1 at 8192 rows, slices of ~4096, tapered against equal pieces in
+  // the same calls: pipeline 1.80-1.83x against 1.78x, indexer 1.71-1.80x against 1.74-1.75x;
+  // attention 1.80-1.82x against 1.82-1.84x, its upload (26 KB a row) nearly as long as its
+  // kernels, so that the extra piece's wait costs more than the half-size ends save; at 4096
+  // rows no gain, and shorter slices lose by it: pipeline 2048 rows 1.72-1.74x against 1.76x).
+  // DSA_PIECE_ROWS (both), DSA_MAX_PIECES (up to kPieceCap) and DSA_GATHER_TAPER_ROWS (0: never)
+  // override them for measurements.
   static constexpr int kPieceCap = 16;
   static constexpr size_t kKvRunBytes = size_t{64} << 20;  // pages per step of a KV load
   int64_t piece_rows_ = 256;
   int64_t gather_piece_rows_ = 512;
   int max_pieces_ = 4;
+  int64_t gather_taper_rows_ = 3072;  // gather slices tapered from this many rows (every slice of the batch)
+  bool taper_rows_set_ = false;       // by DSA_GATHER_TAPER_ROWS (then for attention too)
   cudaStream_t copy_stream_ = nullptr;
   cudaStream_t download_stream_ = nullptr;  // download_rows
   cudaEvent_t uploaded_index_[kPieceCap] = {};  // each piece's indexer inputs

@@ -77,10 +77,13 @@ class StreamedGather final : public PieceListener {
   // they are in rank 0's device buffers (its own pieces once computed, the others' once received).
   StreamedGather(comm::NcclComm& nccl, std::vector<comm::RowArray> arrays, const plan::BatchPlan& plan, int me,
                  const plan::Pieces& pieces, StreamedDownload* download = nullptr)
-      : nccl_(nccl), arrays_(std::move(arrays)), plan_(plan), me_(me), download_(download) {
-    for (int r = 0; r < plan.ranks; ++r) cuts_.push_back(plan::piece_cuts(plan.end(r) - plan.begin(r), pieces));
+      : nccl_(nccl), arrays_(std::move(arrays)), plan_(plan), me_(me), download_(download),
+        rule_(plan::batch_pieces(pieces, plan.cuts)) {
+    for (int r = 0; r < plan.ranks; ++r) cuts_.push_back(plan::piece_cuts(plan.end(r) - plan.begin(r), rule_));
     for (int r = 1; r < plan.ranks; ++r) groups_ = std::max(groups_, pieces_of(r));
   }
+
+  const plan::Pieces* rule() const override { return &rule_; }
 
   void piece_enqueued(int piece, int64_t r0, int64_t r1, void* ready) override {
     const std::vector<int64_t>& mine = cuts_[size_t(me_)];
@@ -140,8 +143,18 @@ class StreamedGather final : public PieceListener {
   int next_ = 0;                            // this rank's next piece
   int received_ = 0;                        // rank 0: groups posted
   StreamedDownload* download_ = nullptr;
+  plan::Pieces rule_;  // this batch's (plan::batch_pieces)
 };
 #endif
+
+// A piece rule as values for a broadcast, and back.
+std::vector<double> as_values(const plan::Pieces& p) {
+  return {double(p.min_rows), double(p.max), p.tapered ? 1.0 : 0.0, double(p.short_rows), double(p.taper_rows)};
+}
+plan::Pieces from_values(const std::vector<double>& v) {
+  return {static_cast<int64_t>(v[0]), static_cast<int>(v[1]), v[2] != 0, static_cast<int64_t>(v[3]),
+          static_cast<int64_t>(v[4])};
+}
 
 }  // namespace
 
@@ -149,10 +162,9 @@ plan::Pieces streamed_pieces(const comm::World& world, const Backend& backend, i
   if (!gathers_with_nccl(world, backend)) return {};
   const char* env = std::getenv("DSA_STREAM_GATHER");
   const plan::Pieces mine = env && std::strcmp(env, "0") == 0 ? plan::Pieces{} : backend.pieces(stage);
-  std::vector<double> rule = {double(mine.min_rows), double(mine.max), double(mine.short_rows)};
+  std::vector<double> rule = as_values(mine);
   world.broadcast(rule);
-  const plan::Pieces agreed{static_cast<int64_t>(rule[0]), static_cast<int>(rule[1]), false,
-                            static_cast<int64_t>(rule[2])};
+  const plan::Pieces agreed = from_values(rule);
   if (!world.all(mine == agreed) || !agreed.splits()) return {};
   return agreed;
 }
@@ -172,9 +184,13 @@ BatchStep::~BatchStep() = default;
 std::string BatchStep::transport() const {
 #ifdef DSA_HAVE_NCCL
   if (nccl_) {
-    return comm::NcclComm::library_version() + " (device to device" +
-           (streamed_.splits() ? ", streamed in pieces of >= " + std::to_string(streamed_.min_rows) + " rows)"
-                                      : ")");
+    std::string how = comm::NcclComm::library_version() + " (device to device";
+    if (streamed_.splits()) {
+      how += ", streamed in pieces of >= " + std::to_string(streamed_.min_rows) + " rows";
+      if (streamed_.tapered)
+        how += ", tapered from " + std::to_string(std::max(streamed_.min_rows, streamed_.taper_rows)) + "-row slices";
+    }
+    return how + ")";
   }
 #endif
   return "MPI (host memory)";

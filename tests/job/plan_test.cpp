@@ -228,6 +228,33 @@ TEST(Pieces, TaperedCutsHaveHalfPiecesAtBothEnds) {
   }
 }
 
+TEST(Pieces, TaperRowsLeaveShorterSlicesUntapered) {
+  const Pieces rule{512, 4, true, 256, 4096};
+  // Below 4096 rows: as the untapered rule (2 pieces of >= 256 for a short slice included).
+  for (int64_t rows : {300, 600, 1024, 2048, 4095})
+    EXPECT_EQ(piece_cuts(rows, rule), piece_cuts(rows, {512, 4, false, 256})) << rows;
+  // From 4096 rows: half-pieces at both ends, as the tapered rule cuts.
+  EXPECT_EQ(piece_cuts(4096, rule), (std::vector<int64_t>{0, 512, 1536, 2560, 3584, 4096}));
+  EXPECT_EQ(piece_cuts(8192, rule), piece_cuts(8192, {512, 4, true}));
+}
+
+TEST(Pieces, ABatchsRanksAreTaperedAllOrNoneAsItsSmallestSliceDecides) {
+  const Pieces rule{512, 4, true, 256, 3072};
+  // 8192 rows split unevenly around 4096: both tapered, whichever slice is one row short.
+  for (const std::vector<int64_t>& cuts : {std::vector<int64_t>{0, 4095, 8192}, std::vector<int64_t>{100, 4197, 8292}}) {
+    const Pieces b = batch_pieces(rule, cuts);
+    EXPECT_TRUE(b.tapered);
+    for (size_t r = 0; r + 1 < cuts.size(); ++r)
+      EXPECT_EQ(piece_cuts(cuts[r + 1] - cuts[r], b), piece_cuts(cuts[r + 1] - cuts[r], {512, 4, true})) << r;
+  }
+  // One slice below the threshold: none tapered, not even the long one.
+  const Pieces none = batch_pieces(rule, {0, 3000, 8192});
+  EXPECT_FALSE(none.tapered);
+  EXPECT_EQ(piece_cuts(5192, none), piece_cuts(5192, {512, 4, false, 256}));
+  // An untapered rule stays as it is.
+  EXPECT_EQ(batch_pieces({512, 4, false, 256}, {0, 4096, 8192}), (Pieces{512, 4, false, 256}));
+}
+
 TEST(CostModel, AStreamedGatherHidesAllButItsLastPiece) {
   CostModel m;
   m.seconds_per_unit = 1e-6;
