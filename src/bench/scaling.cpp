@@ -102,17 +102,14 @@ bool parse(int argc, char** argv, po::options_description& opts, const char* usa
 // rank 0: until every piece is in; elsewhere: until its own pieces have left).
 constexpr size_t kParts = 4;
 std::vector<double> median_parts(const std::vector<report::TimeSplit>& splits) {
-  std::vector<double> out;
-  for (size_t part = 0; part < kParts; ++part) {
-    std::vector<double> v;
-    for (const report::TimeSplit& t : splits) {
-      const double values[kParts] = {t.upload, t.index + t.attend, t.other, t.gather};
-      v.push_back(values[part]);
-    }
-    std::sort(v.begin(), v.end());
-    out.push_back(v.empty() ? 0.0 : v[v.size() / 2]);
+  std::vector<double> upload, kernels, other, gather;
+  for (const report::TimeSplit& t : splits) {
+    upload.push_back(t.upload);
+    kernels.push_back(t.index + t.attend);
+    other.push_back(t.other);
+    gather.push_back(t.gather);
   }
-  return out;
+  return {report::median(upload), report::median(kernels), report::median(other), report::median(gather)};
 }
 
 void print_parts(const std::vector<double>& parts, int ranks) {

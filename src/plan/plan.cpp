@@ -113,7 +113,7 @@ std::vector<int64_t> piece_cuts(int64_t rows, const Pieces& pieces) {
   DSA_REQUIRE(rows >= 0, "piece_cuts: ", rows, " rows");
   int64_t n = pieces.splits() ? std::clamp<int64_t>(rows / pieces.min_rows, 1, pieces.max) : 1;
   if (n == 1 && pieces.max > 1 && pieces.short_rows > 0 && rows >= 2 * pieces.short_rows) n = 2;
-  if (pieces.tapered && pieces.splits() && rows >= std::max(pieces.min_rows, pieces.taper_rows)) {
+  if (pieces.tapered && pieces.splits() && rows >= pieces.taper_from()) {
     // Half-pieces at both ends: cut p at rows * (p - 1/2) / n for p = 1..n.
     std::vector<int64_t> cuts(static_cast<size_t>(n) + 2);
     cuts[0] = 0;
@@ -131,7 +131,7 @@ Pieces batch_pieces(const Pieces& rule, const std::vector<int64_t>& cuts) {
   int64_t smallest = cuts.size() > 1 ? cuts[1] - cuts[0] : 0;
   for (size_t p = 1; p + 1 < cuts.size(); ++p) smallest = std::min(smallest, cuts[p + 1] - cuts[p]);
   Pieces batch = rule;
-  batch.tapered = smallest >= std::max(rule.min_rows, rule.taper_rows);
+  batch.tapered = smallest >= rule.taper_from();
   batch.taper_rows = 0;
   return batch;
 }

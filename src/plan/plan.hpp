@@ -3,6 +3,7 @@
 // every rank computes the same plan from the same inputs.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -50,6 +51,8 @@ struct Pieces {
   int64_t taper_rows = 0;
   // Whether the rule may cut a slice into more than one piece (else every slice is one piece).
   bool splits() const { return min_rows > 0 && max > 1; }
+  // The fewest rows a slice needs to be tapered (where `tapered`).
+  int64_t taper_from() const { return std::max(min_rows, taper_rows); }
   bool operator==(const Pieces&) const = default;
 };
 // The cut points: pieces + 1 row offsets within the slice, 0 first, `rows` last (just {0, 0}

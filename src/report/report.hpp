@@ -103,4 +103,7 @@ class JobReport {
 // Monotonic wall clock in seconds.
 double now_seconds();
 
+// The median of `v` (the upper one of an even count); 0 for none.
+double median(std::vector<double> v);
+
 }  // namespace dsa::report

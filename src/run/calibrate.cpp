@@ -11,14 +11,6 @@
 #include "src/run/batch_step.hpp"
 
 namespace dsa::run {
-namespace {
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
-
-}  // namespace
 
 ComputeCurve measure_compute(Backend& backend, io::Stage stage, const io::QueryRows& sample,
                              const std::vector<double>& row_work, float sm_scale, double budget_seconds) {
@@ -43,7 +35,7 @@ ComputeCurve measure_compute(Backend& backend, io::Stage stage, const io::QueryR
     for (int64_t r = 0; r < n; ++r) work += row_work[size_t(r)];
     curve.rows.push_back(n);
     curve.work.push_back(work);
-    curve.seconds.push_back(median(runs));
+    curve.seconds.push_back(report::median(runs));
     if (n == sample.count || curve.seconds.back() > budget_seconds / 4 || report::now_seconds() - start > budget_seconds)
       break;
   }
@@ -107,7 +99,7 @@ GatherCost measure_gather(const comm::World& world, BatchStep& step, int64_t row
       t = world.max(t);  // every rank agrees on the figure
       if (i > 0) runs.push_back(t);
     }
-    return median(runs);
+    return report::median(runs);
   };
   const double t_small = time_gather(1, false);
   const double t_large = time_gather(rows_per_rank, false);
