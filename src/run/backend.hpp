@@ -35,11 +35,9 @@ class PieceListener {
   // Rows [r0, r1) of the slice, piece `piece`: their results are in rows [r0, r1) of results()
   // once `ready` (a cudaEvent_t) has completed; null: they are there already.
   virtual void piece_enqueued(int piece, int64_t r0, int64_t r1, void* ready) = 0;
-  // Whether compute() should cut the slice by its tapered rule (pieces(stage, true)): only a
-  // listener that no other rank's rule must match may ask.
-  virtual bool tapered() const { return false; }
-  // The rule compute() must cut the slice by (the one every rank of a streamed gather follows),
-  // or null: the backend's own (pieces(stage, tapered())).
+  // The rule compute() must cut the slice by (the one every rank of a streamed gather follows;
+  // the backend's tapered pieces(stage, true) where no other rank's rule must match), or null:
+  // the backend's own pieces(stage).
   virtual const plan::Pieces* rule() const { return nullptr; }
 };
 
@@ -83,7 +81,9 @@ class Backend {
 
   // How compute() cuts a slice into pieces (plan::piece_cuts): a GPU computes piece p while
   // piece p+1 uploads. The same on every rank of one kind of device; one piece by default.
-  // `tapered`: the rule with half-pieces at both ends (plan::Pieces::tapered), its end pieces
+  // `tapered` false: the rule of a streamed gather, which every rank of a batch follows (it may
+  // taper a batch whose slices are all long, plan::batch_pieces); true: where no other rank
+  // follows (rank 0 alone), half-pieces at both ends of every slice long enough, its end pieces
   // still at least min_slice_rows.
   virtual plan::Pieces pieces(io::Stage, bool /*tapered*/ = false) const { return {}; }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "common/error.hpp"
@@ -73,10 +74,7 @@ class CudaBackend final : public Backend {
     // Tuning knobs for measurements (every rank must see the same; BatchStep checks they agree).
     if (const char* v = std::getenv("DSA_PIECE_ROWS")) piece_rows_ = gather_piece_rows_ = std::max<int64_t>(1, std::atoll(v));
     if (const char* v = std::getenv("DSA_MAX_PIECES")) max_pieces_ = std::clamp(std::atoi(v), 1, kPieceCap);
-    if (const char* v = std::getenv("DSA_GATHER_TAPER_ROWS")) {
-      gather_taper_rows_ = std::max<int64_t>(0, std::atoll(v));
-      taper_rows_set_ = true;
-    }
+    if (const char* v = std::getenv("DSA_GATHER_TAPER_ROWS")) gather_taper_rows_set_ = std::max<int64_t>(0, std::atoll(v));
   }
   ~CudaBackend() override {
     for (cudaEvent_t e : events_) cudaEventDestroy(e);
@@ -238,8 +236,7 @@ class CudaBackend final : public Backend {
     // slice (results do not depend on the pieces). The pipeline's indexer waits only for the
     // indexer's inputs: attention's (two thirds of the bytes) upload while it runs.
     const plan::Pieces* told = listener ? listener->rule() : nullptr;
-    const std::vector<int64_t> cuts =
-        plan::piece_cuts(rows.count, told ? *told : pieces(stage, listener && listener->tapered()));
+    const std::vector<int64_t> cuts = plan::piece_cuts(rows.count, told ? *told : pieces(stage));
     const int64_t n_pieces = static_cast<int64_t>(cuts.size()) - 1;
     auto piece_begin = [&](int64_t p) { return cuts[size_t(p)]; };
     begin();
@@ -284,8 +281,8 @@ class CudaBackend final : public Backend {
     if (tapered) return {std::max<int64_t>(piece_rows_, least), max_pieces_, true};
     // Untapered: the pieces of a streamed gather across ranks (an NCCL group each), larger,
     // but a slice too short for two of them still goes in two of at least piece_rows_; tapered
-    // where every slice of the batch is long (not attention's: see gather_taper_rows_).
-    const int64_t taper_rows = stage == io::Stage::attention && !taper_rows_set_ ? 0 : gather_taper_rows_;
+    // where every slice of the batch is long (not attention's: see kGatherTaperRows).
+    const int64_t taper_rows = gather_taper_rows_set_.value_or(stage == io::Stage::attention ? 0 : kGatherTaperRows);
     return {std::max<int64_t>(gather_piece_rows_, least), max_pieces_, taper_rows > 0,
             std::max<int64_t>(piece_rows_, least), taper_rows};
   }
@@ -518,8 +515,8 @@ class CudaBackend final : public Backend {
   int64_t piece_rows_ = 256;
   int64_t gather_piece_rows_ = 512;
   int max_pieces_ = 4;
-  int64_t gather_taper_rows_ = 3072;  // gather slices tapered from this many rows (every slice of the batch)
-  bool taper_rows_set_ = false;       // by DSA_GATHER_TAPER_ROWS (then for attention too)
+  static constexpr int64_t kGatherTaperRows = 3072;  // every slice of the batch this long: tapered
+  std::optional<int64_t> gather_taper_rows_set_;     // DSA_GATHER_TAPER_ROWS (then for attention too)
   cudaStream_t copy_stream_ = nullptr;
   cudaStream_t download_stream_ = nullptr;  // download_rows
   cudaEvent_t uploaded_index_[kPieceCap] = {};  // each piece's indexer inputs

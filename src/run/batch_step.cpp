@@ -35,7 +35,8 @@ bool gathers_with_nccl(const comm::World& world, const Backend& backend) {
 // rank 0 computes a batch alone, through StreamedGather when other ranks send pieces.
 class StreamedDownload final : public PieceListener {
  public:
-  StreamedDownload(Backend& backend, io::Stage stage, int slot) : backend_(backend), stage_(stage), slot_(slot) {}
+  StreamedDownload(Backend& backend, io::Stage stage, int slot)
+      : backend_(backend), stage_(stage), slot_(slot), rule_(backend.pieces(stage, true)) {}
   void piece_enqueued(int, int64_t r0, int64_t r1, void* ready) override { take(r0, r1, ready); }
   // Rows [r0, r1) of the batch, in rank 0's device buffers once `ready` completes.
   void take(int64_t r0, int64_t r1, void* ready) {
@@ -45,12 +46,13 @@ class StreamedDownload final : public PieceListener {
   int64_t rows_done() const { return done_; }  // rows whose download is enqueued
   // No other rank follows this batch's pieces: half-pieces at both ends shorten the upload the
   // first kernels wait for and the download left after the last.
-  bool tapered() const override { return true; }
+  const plan::Pieces* rule() const override { return &rule_; }
 
  private:
   Backend& backend_;
   io::Stage stage_;
   int slot_;
+  plan::Pieces rule_;  // the backend's tapered one
   int64_t done_ = 0;
 };
 
@@ -188,7 +190,7 @@ std::string BatchStep::transport() const {
     if (streamed_.splits()) {
       how += ", streamed in pieces of >= " + std::to_string(streamed_.min_rows) + " rows";
       if (streamed_.tapered)
-        how += ", tapered from " + std::to_string(std::max(streamed_.min_rows, streamed_.taper_rows)) + "-row slices";
+        how += ", tapered from " + std::to_string(streamed_.taper_from()) + "-row slices";
     }
     return how + ")";
   }

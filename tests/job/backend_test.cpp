@@ -152,8 +152,8 @@ TEST_P(BackendTest, ComputeTellsOfEachPieceInOrder) {
   struct Recorder final : PieceListener {
     std::vector<int64_t> cuts = {0};
     int pieces = 0;
-    bool taper = false;
-    bool tapered() const override { return taper; }
+    plan::Pieces told_rule;
+    const plan::Pieces* rule() const override { return &told_rule; }
     void piece_enqueued(int piece, int64_t r0, int64_t r1, void*) override {
       EXPECT_EQ(piece, pieces++);
       EXPECT_EQ(r0, cuts.back());
@@ -165,7 +165,7 @@ TEST_P(BackendTest, ComputeTellsOfEachPieceInOrder) {
       SCOPED_TRACE(std::string(io::stage_name(stage)) + (taper ? ", tapered" : ""));
       backend_->reserve(stage, rows_count_, rows_count_, max_seq_len_, plan_.max_num_pages);
       Recorder told;
-      told.taper = taper;
+      told.told_rule = backend_->pieces(stage, taper);
       backend_->compute(stage, io::view(rows_), float(plan_.config.sm_scale), &told);
       EXPECT_EQ(told.cuts, plan::piece_cuts(rows_count_, backend_->pieces(stage, taper)));
       if (GetParam() != "cpu") {
@@ -187,7 +187,8 @@ TEST_P(BackendTest, PiecesDownloadedAsComputedAreTheWholeResults) {
     io::Stage stage;
     int64_t done = 0;
     bool taken = true;
-    bool tapered() const override { return true; }  // as rank 0 alone takes them
+    plan::Pieces tapered;  // as rank 0 alone takes them
+    const plan::Pieces* rule() const override { return &tapered; }
     void piece_enqueued(int, int64_t r0, int64_t r1, void* ready) override {
       taken = taken && ready != nullptr && backend->download_rows(stage, r0, r1, 1, ready);
       done = r1;
@@ -202,6 +203,7 @@ TEST_P(BackendTest, PiecesDownloadedAsComputedAreTheWholeResults) {
     Downloader d;
     d.backend = backend_.get();
     d.stage = stage;
+    d.tapered = backend_->pieces(stage, true);
     backend_->compute(stage, io::view(rows), float(plan_.config.sm_scale), &d);
     EXPECT_EQ(d.done, rows_count_);
     if (!backend_->results_on_device()) {
