@@ -36,7 +36,7 @@ class PieceListener {
   // once `ready` (a cudaEvent_t) has completed; null: they are there already.
   virtual void piece_enqueued(int piece, int64_t r0, int64_t r1, void* ready) = 0;
   // The rule compute() must cut the slice by (the one every rank of a streamed gather follows;
-  // the backend's tapered pieces(stage, true) where no other rank's rule must match), or null:
+  // the backend's pieces(stage, true) where no other rank's rule must match), or null:
   // the backend's own pieces(stage).
   virtual const plan::Pieces* rule() const { return nullptr; }
 };
@@ -81,11 +81,11 @@ class Backend {
 
   // How compute() cuts a slice into pieces (plan::piece_cuts): a GPU computes piece p while
   // piece p+1 uploads. The same on every rank of one kind of device; one piece by default.
-  // `tapered` false: the rule of a streamed gather, which every rank of a batch follows (it may
+  // `alone` false: the rule of a streamed gather, which every rank of a batch follows (it may
   // taper a batch whose slices are all long, plan::batch_pieces); true: where no other rank
-  // follows (rank 0 alone), half-pieces at both ends of every slice long enough, its end pieces
-  // still at least min_slice_rows.
-  virtual plan::Pieces pieces(io::Stage, bool /*tapered*/ = false) const { return {}; }
+  // follows (rank 0 computing a batch alone), half-pieces at both ends of every slice long
+  // enough. Every piece, tapered ends included, has at least min_slice_rows rows.
+  virtual plan::Pieces pieces(io::Stage, bool /*alone*/ = false) const { return {}; }
 
   // Host buffers for the rows of a slice (set `slot`, 0 or 1, each max_rows rows), which
   // compute() uploads from fastest: page-locked memory on a GPU. capacity 0 (the CPU): none,

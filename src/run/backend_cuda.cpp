@@ -236,7 +236,7 @@ class CudaBackend final : public Backend {
     // slice (results do not depend on the pieces). The pipeline's indexer waits only for the
     // indexer's inputs: attention's (two thirds of the bytes) upload while it runs.
     const plan::Pieces* told = listener ? listener->rule() : nullptr;
-    const std::vector<int64_t> cuts = plan::piece_cuts(rows.count, told ? *told : pieces(stage));
+    const std::vector<int64_t> cuts = plan::piece_cuts(rows.count, told ? *told : pieces(stage, false));
     const int64_t n_pieces = static_cast<int64_t>(cuts.size()) - 1;
     auto piece_begin = [&](int64_t p) { return cuts[size_t(p)]; };
     begin();
@@ -275,15 +275,15 @@ class CudaBackend final : public Backend {
     finish();
   }
 
-  plan::Pieces pieces(io::Stage stage, bool tapered) const override {
+  plan::Pieces pieces(io::Stage stage, bool alone) const override {
+    const int64_t least = min_slice_rows(stage);
     // Tapered end pieces have min_rows / 2 rows or more: still at least min_slice_rows.
-    const int64_t least = tapered ? 2 * min_slice_rows(stage) : min_slice_rows(stage);
-    if (tapered) return {std::max<int64_t>(piece_rows_, least), max_pieces_, true};
-    // Untapered: the pieces of a streamed gather across ranks (an NCCL group each), larger,
-    // but a slice too short for two of them still goes in two of at least piece_rows_; tapered
-    // where every slice of the batch is long (not attention's: see kGatherTaperRows).
+    if (alone) return {std::max<int64_t>(piece_rows_, 2 * least), max_pieces_, true};
+    // A streamed gather across ranks: larger pieces (an NCCL group each), but a slice too short
+    // for two of them still goes in two of at least piece_rows_; tapered where every slice of
+    // the batch is long (not attention's: see kGatherTaperRows).
     const int64_t taper_rows = gather_taper_rows_set_.value_or(stage == io::Stage::attention ? 0 : kGatherTaperRows);
-    return {std::max<int64_t>(gather_piece_rows_, least), max_pieces_, taper_rows > 0,
+    return {std::max<int64_t>(gather_piece_rows_, taper_rows > 0 ? 2 * least : least), max_pieces_, taper_rows > 0,
             std::max<int64_t>(piece_rows_, least), taper_rows};
   }
 

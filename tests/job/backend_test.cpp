@@ -161,13 +161,13 @@ TEST_P(BackendTest, ComputeTellsOfEachPieceInOrder) {
     }
   };
   for (io::Stage stage : {io::Stage::indexer, io::Stage::pipeline}) {
-    for (bool taper : {false, true}) {
-      SCOPED_TRACE(std::string(io::stage_name(stage)) + (taper ? ", tapered" : ""));
+    for (bool alone : {false, true}) {
+      SCOPED_TRACE(std::string(io::stage_name(stage)) + (alone ? ", alone" : ""));
       backend_->reserve(stage, rows_count_, rows_count_, max_seq_len_, plan_.max_num_pages);
       Recorder told;
-      told.told_rule = backend_->pieces(stage, taper);
+      told.told_rule = backend_->pieces(stage, alone);
       backend_->compute(stage, io::view(rows_), float(plan_.config.sm_scale), &told);
-      EXPECT_EQ(told.cuts, plan::piece_cuts(rows_count_, backend_->pieces(stage, taper)));
+      EXPECT_EQ(told.cuts, plan::piece_cuts(rows_count_, backend_->pieces(stage, alone)));
       if (GetParam() != "cpu") {
         EXPECT_GT(told.pieces, 1) << rows_count_ << " rows should go in pieces on a GPU";
         // Every piece, the tapered ends too, is at least min_slice_rows (identical results).
