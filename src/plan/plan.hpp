@@ -43,12 +43,16 @@ double max_part_work(const std::vector<double>& work, const std::vector<int64_t>
 // `short_rows`: a slice too short for two pieces of min_rows still goes in two pieces where each
 // has at least short_rows rows (0: never): large pieces (fewer NCCL groups and kernel tails) for
 // long slices without giving up the overlap on short ones.
+// `growth` (> 1, where a slice is not tapered): the same number of pieces, each `growth` times
+// the rows of the one before (the first then smaller than min_rows): a short first upload, and
+// later uploads that stay ahead of the kernels of the piece before them, for a longer last piece.
 struct Pieces {
   int64_t min_rows = 0;
   int max = 1;
   bool tapered = false;
   int64_t short_rows = 0;
   int64_t taper_rows = 0;
+  double growth = 1;
   // Whether the rule may cut a slice into more than one piece (else every slice is one piece).
   bool splits() const { return min_rows > 0 && max > 1; }
   // The fewest rows a slice needs to be tapered (where `tapered`).

@@ -75,6 +75,7 @@ class CudaBackend final : public Backend {
     if (const char* v = std::getenv("DSA_PIECE_ROWS")) piece_rows_ = gather_piece_rows_ = std::max<int64_t>(1, std::atoll(v));
     if (const char* v = std::getenv("DSA_MAX_PIECES")) max_pieces_ = std::clamp(std::atoi(v), 1, kPieceCap);
     if (const char* v = std::getenv("DSA_GATHER_TAPER_ROWS")) gather_taper_rows_set_ = std::max<int64_t>(0, std::atoll(v));
+    if (const char* v = std::getenv("DSA_GATHER_GROWTH")) gather_growth_ = std::clamp(std::atof(v), 1.0, 4.0);
   }
   ~CudaBackend() override {
     for (cudaEvent_t e : events_) cudaEventDestroy(e);
@@ -281,10 +282,17 @@ class CudaBackend final : public Backend {
     if (alone) return {std::max<int64_t>(piece_rows_, 2 * least), max_pieces_, true};
     // A streamed gather across ranks: larger pieces (an NCCL group each), but a slice too short
     // for two of them still goes in two of at least piece_rows_; tapered where every slice of
-    // the batch is long (not attention's: see kGatherTaperRows).
-    const int64_t taper_rows = gather_taper_rows_set_.value_or(stage == io::Stage::attention ? 0 : kGatherTaperRows);
-    return {std::max<int64_t>(gather_piece_rows_, taper_rows > 0 ? 2 * least : least), max_pieces_, taper_rows > 0,
-            std::max<int64_t>(piece_rows_, least), taper_rows};
+    // the batch is long (the pipeline's; attention's never, see kGatherTaperRows); the indexer's
+    // grow instead (see gather_growth_).
+    const bool grow = stage == io::Stage::indexer && gather_growth_ > 1;
+    const int64_t taper_rows =
+        grow ? 0 : gather_taper_rows_set_.value_or(stage == io::Stage::attention ? 0 : kGatherTaperRows);
+    return {std::max<int64_t>(gather_piece_rows_, taper_rows > 0 ? 2 * least : least),
+            max_pieces_,
+            taper_rows > 0,
+            std::max<int64_t>(piece_rows_, least),
+            taper_rows,
+            grow ? gather_growth_ : 1.0};
   }
 
   ResultRows results() override {
@@ -517,6 +525,15 @@ class CudaBackend final : public Backend {
   int max_pieces_ = 4;
   static constexpr int64_t kGatherTaperRows = 3072;  // every slice of the batch this long: tapered
   std::optional<int64_t> gather_taper_rows_set_;     // DSA_GATHER_TAPER_ROWS (then for attention too)
+  // The indexer's gather pieces grow 1.5x each instead, untapered: its kernels take ~0.3 us a
+  // row and its upload ~0.18 us a row (8.8 KB at ~50 GB/s), so the tapered rule's second piece
+  // (twice the first) took longer to upload than the first piece's kernels ran; 1.5x keeps every
+  // upload behind the kernels before it, and the first piece small. 2 x H200, 2026-11-23, three interleaved rounds against the tapered
+  // rule (2 ranks over 1): 8192 rows 1.81 / 1.81 / 1.81x against 1.79 / 1.77 / 1.79x, 4096 rows
+  // 1.72x against 1.68-1.69x, 2048 rows 1.61-1.63x against 1.57-1.58x. (Growth for the
+  // pipeline lost 0.1x at 2048 rows in an earlier call.) DSA_GATHER_GROWTH (1: as the pipeline)
+  // overrides it.
+  double gather_growth_ = 1.5;
   cudaStream_t copy_stream_ = nullptr;
   cudaStream_t download_stream_ = nullptr;  // download_rows
   cudaEvent_t uploaded_index_[kPieceCap] = {};  // each piece's indexer inputs

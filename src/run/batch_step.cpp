@@ -1,6 +1,7 @@
 #include "src/run/batch_step.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -151,11 +152,12 @@ class StreamedGather final : public PieceListener {
 
 // A piece rule as values for a broadcast, and back.
 std::vector<double> as_values(const plan::Pieces& p) {
-  return {double(p.min_rows), double(p.max), p.tapered ? 1.0 : 0.0, double(p.short_rows), double(p.taper_rows)};
+  return {double(p.min_rows), double(p.max), p.tapered ? 1.0 : 0.0, double(p.short_rows), double(p.taper_rows),
+          p.growth};
 }
 plan::Pieces from_values(const std::vector<double>& v) {
   return {static_cast<int64_t>(v[0]), static_cast<int>(v[1]), v[2] != 0, static_cast<int64_t>(v[3]),
-          static_cast<int64_t>(v[4])};
+          static_cast<int64_t>(v[4]), v[5]};
 }
 
 }  // namespace
@@ -189,6 +191,11 @@ std::string BatchStep::transport() const {
     std::string how = comm::NcclComm::library_version() + " (device to device";
     if (streamed_.splits()) {
       how += ", streamed in pieces of >= " + std::to_string(streamed_.min_rows) + " rows";
+      if (streamed_.growth > 1) {
+        char growth[32];
+        std::snprintf(growth, sizeof growth, "%.2g", streamed_.growth);
+        how += std::string(" (as many), growing ") + growth + "x each";
+      }
       if (streamed_.tapered)
         how += ", tapered from " + std::to_string(streamed_.taper_from()) + "-row slices";
     }

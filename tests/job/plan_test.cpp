@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <numeric>
 #include <random>
 
@@ -226,6 +227,33 @@ TEST(Pieces, TaperedCutsHaveHalfPiecesAtBothEnds) {
       }
     }
   }
+}
+
+// Growing pieces: as many as equal pieces would be, each about `growth` times the one before,
+// every row in exactly one piece; a tapered slice stays tapered.
+TEST(Pieces, GrowingPiecesKeepTheCountAndGrowByTheFactor) {
+  EXPECT_EQ(piece_cuts(4096, {512, 4, false, 256, 0, 1.5}), (std::vector<int64_t>{0, 504, 1260, 2395, 4096}));
+  EXPECT_EQ(piece_cuts(1024, {512, 4, false, 256, 0, 2.0}), (std::vector<int64_t>{0, 341, 1024}));
+  EXPECT_EQ(piece_cuts(511, {512, 4, false, 256, 0, 1.5}), (std::vector<int64_t>{0, 511}));  // one piece
+  for (double growth : {1.3, 1.5, 2.0}) {
+    for (int64_t rows = 1; rows < 9000; rows += 61) {
+      const Pieces equal{512, 4, false, 256};
+      Pieces grown = equal;
+      grown.growth = growth;
+      const std::vector<int64_t> e = piece_cuts(rows, equal), c = piece_cuts(rows, grown);
+      ASSERT_EQ(c.size(), e.size()) << rows;
+      EXPECT_EQ(c.front(), 0);
+      EXPECT_EQ(c.back(), rows);
+      for (size_t i = 0; i + 1 < c.size(); ++i) EXPECT_GT(c[i + 1], c[i]) << rows;
+      for (size_t i = 1; i + 1 < c.size(); ++i)
+        EXPECT_NEAR(double(c[i + 1] - c[i]), growth * double(c[i] - c[i - 1]), growth + 1) << rows << " piece " << i;
+    }
+  }
+  Pieces both{512, 4, true, 256, 0, 1.5};
+  EXPECT_EQ(piece_cuts(4096, both), piece_cuts(4096, {512, 4, true, 256}));
+  both.tapered = false;
+  both.growth = INFINITY;
+  EXPECT_THROW(piece_cuts(4096, both), Error);
 }
 
 TEST(Pieces, TaperRowsLeaveShorterSlicesUntapered) {
