@@ -303,6 +303,10 @@ TEST(CostModel, AStreamedGatherHidesAllButItsLastPiece) {
   EXPECT_NEAR(predict_seconds(m, w, halves), 1152e-6, 1e-12);
   m.streamed = {256, 4, true};
   EXPECT_NEAR(predict_seconds(m, w, halves), 1088e-6, 1e-12);
+  // Growing pieces (68, 137, 273, 546 rows: each twice the one before): the model follows the
+  // same cuts, so the last piece's 546 rows show for 273 us.
+  m.streamed = {256, 4, false, 0, 0, 2.0};
+  EXPECT_NEAR(predict_seconds(m, w, halves), 1297e-6, 1e-12);
   m.streamed = {256, 4};
   // A link slower than the compute: the pieces queue on it (4 x 1024 us from the first piece's end).
   m.result_bytes_per_row = 4000;
