@@ -193,7 +193,8 @@ int scaling_main(int argc, char** argv) {
       "stage,s", po::value(&stage_name), "indexer | attention | pipeline")(
       "backend,b", po::value(&backend_name)->default_value("auto"), "auto | cuda | cpu")(
       "sizes", po::value(&sizes_text)->default_value(sizes_text), "batch sizes in rows (those above the workload's rows are skipped)")(
-      "reps", po::value(&reps)->default_value(10), "timed runs per case (median reported), after one warm-up")(
+      "reps", po::value(&reps)->default_value(10),
+      "timed runs per case (median reported), after one warm-up; batches of fewer than 1024 rows get up to 4x as many")(
       "max-ranks", po::value(&max_ranks)->default_value(0), "fixed rank counts 1..this (0 = all ranks)")(
       "calibration", po::value(&calibration)->default_value("measure"),
       "auto's compute costs: measure | a file from dsa-bench calibrate | none")(
@@ -254,8 +255,10 @@ int scaling_main(int argc, char** argv) {
   if (world.is_root()) {
     std::printf("# dsa-bench scaling: stage %s, %d rank(s), rank 0 on %s, gather %s\n", io::stage_name(stage),
                 world.size(), backend->device().c_str(), world.size() > 1 ? step.transport().c_str() : "none");
-    std::printf("# workload %s; time: barrier -> batch gathered on rank 0, median of %d rounds over the cases\n",
-                workload.c_str(), reps);
+    std::printf(
+        "# workload %s; time: barrier -> batch gathered on rank 0, median of %d rounds over the cases (up to 4x as "
+        "many below 1024 rows)\n",
+        workload.c_str(), reps);
     std::printf("# a batch is spread only in slices of >= %lld rows (smaller calls compute differently)\n",
                 static_cast<long long>(model.min_slice_rows));
     std::printf("%8s %8s %6s %12s %12s %9s %10s\n", "rows", "ranks", "k", "median_ms", "predicted_ms", "speedup",
@@ -287,7 +290,10 @@ int scaling_main(int argc, char** argv) {
     }
     // Rounds over the cases (a warm-up round first), so that whatever drifts during the sweep
     // (host memory, clocks) drifts for every case alike.
-    for (int i = 0; i <= reps; ++i) {
+    // Small batches take well under a millisecond, where a few microseconds of launch or copy
+    // latency are 5%: they get more rounds (the same count on every rank: it follows the size).
+    const int rounds = reps * static_cast<int>(std::clamp<int64_t>(1024 / std::max<int64_t>(b, 1), 1, 4));
+    for (int i = 0; i <= rounds; ++i) {
       for (Case& c : cases_b) {
         report::TimeSplit split;
         // Untimed, as the job's reader thread puts rows into the staging buffers.
