@@ -101,6 +101,21 @@ class Backend {
   // rows = 0 returns the set as it is (after a gather into it, or once the downloads that
   // download_rows enqueued are done: it waits for them).
   virtual ResultRows host_results(io::Stage stage, int64_t rows, int slot) = 0;
+  // host_results in two halves, so that one batch's results go down to host memory while the
+  // next batch computes: the first enqueues the downloads (after everything enqueued so far)
+  // and returns where the rows will be; they are there once wait_host_results(slot) returns,
+  // which may be called from another thread. Backends whose results are in host memory copy
+  // at once (the defaults).
+  virtual ResultRows host_results_async(io::Stage stage, int64_t rows, int slot) {
+    return host_results(stage, rows, slot);
+  }
+  virtual void wait_host_results(int /*slot*/) {}
+  // The result set compute() writes and results() returns from now on: 0 or 1, the host set's
+  // slot. A GPU keeps two sets of device result buffers where they fit, so that compute() into
+  // one does not wait for the downloads of the other (with one, compute() waits for the
+  // downloads of the previous batch first). host_results and download_rows with slot s read
+  // set s.
+  virtual void use_result_set(int /*slot*/) {}
   // Enqueues the download of result rows [r0, r1) into host set `slot`, to start once `ready`
   // (a cudaEvent_t from a PieceListener) has completed, while later work runs: rank 0 takes a
   // batch's results down piece by piece as they are computed. Nothing where results() are in

@@ -71,17 +71,24 @@ class CudaBackend final : public Backend {
     for (cudaEvent_t& e : uploaded_) DSA_CHECK_CUDA(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
     for (cudaEvent_t& e : uploaded_index_) DSA_CHECK_CUDA(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
     for (cudaEvent_t& e : computed_) DSA_CHECK_CUDA(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    for (cudaEvent_t& e : results_down_) DSA_CHECK_CUDA(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    for (cudaEvent_t& e : host_down_) DSA_CHECK_CUDA(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    DSA_CHECK_CUDA(cudaEventCreateWithFlags(&results_ready_, cudaEventDisableTiming));
     // Tuning knobs for measurements (every rank must see the same; BatchStep checks they agree).
     if (const char* v = std::getenv("DSA_PIECE_ROWS")) piece_rows_ = gather_piece_rows_ = std::max<int64_t>(1, std::atoll(v));
     if (const char* v = std::getenv("DSA_MAX_PIECES")) max_pieces_ = std::clamp(std::atoi(v), 1, kPieceCap);
     if (const char* v = std::getenv("DSA_GATHER_TAPER_ROWS")) gather_taper_rows_set_ = std::max<int64_t>(0, std::atoll(v));
     if (const char* v = std::getenv("DSA_GATHER_GROWTH")) gather_growth_ = std::clamp(std::atof(v), 1.0, 4.0);
+    if (const char* v = std::getenv("DSA_RESULT_SETS")) max_result_sets_ = std::clamp(std::atoi(v), 1, 2);
   }
   ~CudaBackend() override {
     for (cudaEvent_t e : events_) cudaEventDestroy(e);
     for (cudaEvent_t e : uploaded_) cudaEventDestroy(e);
     for (cudaEvent_t e : uploaded_index_) cudaEventDestroy(e);
     for (cudaEvent_t e : computed_) cudaEventDestroy(e);
+    for (cudaEvent_t e : results_down_) cudaEventDestroy(e);
+    for (cudaEvent_t e : host_down_) cudaEventDestroy(e);
+    cudaEventDestroy(results_ready_);
     cudaStreamDestroy(download_stream_);
     cudaStreamDestroy(copy_stream_);
     cudaStreamDestroy(stream_);
@@ -158,8 +165,17 @@ class CudaBackend final : public Backend {
       DeviceBuffer* buffer;
       size_t bytes;
     };
-    // topk: the indexer's results (held rows) or attention's input ids (computed rows).
-    std::vector<Need> needs = {{&topk_buf_, (index ? held : n) * kTopK * sizeof(int32_t)}};
+    // Per result set: topk (the indexer's results, held rows, or attention's input ids, computed
+    // rows), output and lse.
+    auto result_needs = [&](ResultSet& set, std::vector<Need>& into) {
+      into.push_back({&set.topk, (index ? held : n) * kTopK * sizeof(int32_t)});
+      if (attend) {
+        into.push_back({&set.output, held * kHeads * kCkvDim * sizeof(uint16_t)});
+        into.push_back({&set.lse, held * kHeads * sizeof(float)});
+      }
+    };
+    std::vector<Need> needs;
+    result_needs(dev_[0], needs);
     if (index) {
       needs.push_back({&q_index_buf_, n * kIndexHeads * kIndexHeadDim});
       needs.push_back({&weights_buf_, n * kIndexHeads * sizeof(float)});
@@ -170,14 +186,26 @@ class CudaBackend final : public Backend {
     if (attend) {
       needs.push_back({&q_nope_buf_, n * kHeads * kCkvDim * sizeof(uint16_t)});
       needs.push_back({&q_pe_buf_, n * kHeads * kKpeDim * sizeof(uint16_t)});
-      needs.push_back({&output_buf_, held * kHeads * kCkvDim * sizeof(uint16_t)});
-      needs.push_back({&lse_buf_, held * kHeads * sizeof(float)});
       needs.push_back({&attention_ws_, cuda::attention_workspace_bytes(max_rows)});
     }
-    size_t total = 0;
-    for (const Need& need : needs) total += need.bytes > need.buffer->bytes() ? need.bytes : 0;
+    auto more_bytes = [](const std::vector<Need>& list) {
+      size_t total = 0;
+      for (const Need& need : list) total += need.bytes > need.buffer->bytes() ? need.bytes : 0;
+      return total;
+    };
+    size_t total = more_bytes(needs);
     size_t free_bytes = 0, device_bytes = 0;
     DSA_CHECK_CUDA(cudaMemGetInfo(&free_bytes, &device_bytes));
+    // A second result set where it fits beside the rest (with a margin), so that one batch's
+    // results go down while the next batch computes; else one, and compute() waits for them.
+    std::vector<Need> second;
+    result_needs(dev_[1], second);
+    result_sets_ = max_result_sets_ > 1 && total + more_bytes(second) + (size_t{256} << 20) < free_bytes ? 2 : 1;
+    if (result_sets_ == 2) {
+      needs.insert(needs.end(), second.begin(), second.end());
+      total += more_bytes(second);
+    }
+    res_ %= result_sets_;
     DSA_REQUIRE(total < free_bytes, "dsa-run: batch slices of up to ", max_rows, " rows (", held,
                 " held; seq_len up to ", max_seq_len, ") need ", double(total) / 1e9, " GB more on ", name_,
                 " beside the KV caches, which leave ", double(free_bytes) / 1e9,
@@ -240,6 +268,9 @@ class CudaBackend final : public Backend {
     const std::vector<int64_t> cuts = plan::piece_cuts(rows.count, told ? *told : pieces(stage, false));
     const int64_t n_pieces = static_cast<int64_t>(cuts.size()) - 1;
     auto piece_begin = [&](int64_t p) { return cuts[size_t(p)]; };
+    // The result set's previous results must be down before new ones (or attention's input
+    // ids) overwrite it: the downloads host_results_async or download_rows enqueued.
+    DSA_CHECK_CUDA(cudaStreamWaitEvent(stream_, results_down_[res_], 0));
     begin();
     DSA_CHECK_CUDA(cudaStreamWaitEvent(copy_stream_, events_[0], 0));  // after the previous call's work
     // Each piece's copies are enqueued just before its kernels, not all pieces' first: the first
@@ -255,7 +286,7 @@ class CudaBackend final : public Backend {
         upload_piece(stage, rows, r0, r1, Part::attend);
         DSA_CHECK_CUDA(cudaEventRecord(uploaded_[p], copy_stream_));
       }
-      int32_t* ids = checked<int32_t>(topk_buf_, size_t(rows.count) * kTopK) + r0 * kTopK;
+      int32_t* ids = checked<int32_t>(dev_[res_].topk, size_t(rows.count) * kTopK) + r0 * kTopK;
       if (index) {
         DSA_CHECK_CUDA(cudaStreamWaitEvent(stream_, uploaded_index_[p], 0));
         mark(Phase::upload);  // the upload time the kernels waited for
@@ -297,21 +328,40 @@ class CudaBackend final : public Backend {
 
   ResultRows results() override {
     ResultRows r;
-    if (stage_ != io::Stage::attention) r.topk = static_cast<int32_t*>(topk_buf_.get());
+    if (stage_ != io::Stage::attention) r.topk = static_cast<int32_t*>(dev_[res_].topk.get());
     if (stage_ != io::Stage::indexer) {
-      r.output = static_cast<uint16_t*>(output_buf_.get());
-      r.lse = static_cast<float*>(lse_buf_.get());
+      r.output = static_cast<uint16_t*>(dev_[res_].output.get());
+      r.lse = static_cast<float*>(dev_[res_].lse.get());
     }
     return r;
+  }
+  void use_result_set(int slot) override {
+    DSA_REQUIRE(slot == 0 || slot == 1, "cuda backend: result set ", slot);
+    res_ = slot % result_sets_;
   }
   bool results_on_device() const override { return true; }
 
   ResultRows host_results(io::Stage stage, int64_t rows, int slot) override {
-    DSA_REQUIRE(slot == 0 || slot == 1, "cuda backend: host slot ", slot);
-    const ResultRows host = enqueue_download(stage, 0, rows, slot, stream_);
-    DSA_CHECK_CUDA(cudaStreamSynchronize(stream_));
-    DSA_CHECK_CUDA(cudaStreamSynchronize(download_stream_));  // download_rows' pieces
+    const ResultRows host = host_results_async(stage, rows, slot);
+    wait_host_results(slot);
     return host;
+  }
+
+  ResultRows host_results_async(io::Stage stage, int64_t rows, int slot) override {
+    DSA_REQUIRE(slot == 0 || slot == 1, "cuda backend: host slot ", slot);
+    // After everything on stream_ (the kernels, an unstreamed NCCL gather) and the pieces
+    // download_rows enqueued on the download stream.
+    DSA_CHECK_CUDA(cudaEventRecord(results_ready_, stream_));
+    DSA_CHECK_CUDA(cudaStreamWaitEvent(download_stream_, results_ready_, 0));
+    const ResultRows host = enqueue_download(stage, 0, rows, slot, download_stream_);
+    DSA_CHECK_CUDA(cudaEventRecord(host_down_[slot], download_stream_));     // for wait_host_results
+    DSA_CHECK_CUDA(cudaEventRecord(results_down_[res_], download_stream_));  // for compute() into this set
+    return host;
+  }
+
+  void wait_host_results(int slot) override {
+    DSA_REQUIRE(slot == 0 || slot == 1, "cuda backend: host slot ", slot);
+    DSA_CHECK_CUDA(cudaEventSynchronize(host_down_[slot]));
   }
 
   bool download_rows(io::Stage stage, int64_t r0, int64_t r1, int slot, void* ready) override {
@@ -401,7 +451,7 @@ class CudaBackend final : public Backend {
     }
     up(q_nope_buf_, rows.q_nope, size_t(kHeads) * kCkvDim);
     up(q_pe_buf_, rows.q_pe, size_t(kHeads) * kKpeDim);
-    if (stage == io::Stage::attention) up(topk_buf_, rows.sparse_indices, kTopK);
+    if (stage == io::Stage::attention) up(dev_[res_].topk, rows.sparse_indices, kTopK);
   }
 
   void launch_indexer(const io::RowsView& rows, int64_t r0, int64_t r1, int32_t* topk) {
@@ -430,8 +480,8 @@ class CudaBackend final : public Backend {
     ap.sparse_indices = ids;
     ap.rows = r1 - r0;
     ap.sm_scale = sm_scale;
-    ap.output = checked<uint16_t>(output_buf_, size_t(r1) * kHeads * kCkvDim) + r0 * kHeads * kCkvDim;
-    ap.lse = checked<float>(lse_buf_, size_t(r1) * kHeads) + r0 * kHeads;
+    ap.output = checked<uint16_t>(dev_[res_].output, size_t(r1) * kHeads * kCkvDim) + r0 * kHeads * kCkvDim;
+    ap.lse = checked<float>(dev_[res_].lse, size_t(r1) * kHeads) + r0 * kHeads;
     const size_t ws = cuda::attention_workspace_bytes(ap.rows);
     cuda::attention(ap, checked<uint8_t>(attention_ws_, std::max<size_t>(ws, 1)), ws, stream_);
   }
@@ -462,8 +512,8 @@ class CudaBackend final : public Backend {
     }
   }
 
-  // Result rows [r0, r1) of the stage's arrays into host set `slot`, enqueued on `stream`;
-  // returns the set's host pointers.
+  // Result rows [r0, r1) of the stage's arrays, from the current result set into host set
+  // `slot`, enqueued on `stream`; returns the host set's pointers.
   ResultRows enqueue_download(io::Stage stage, int64_t r0, int64_t r1, int slot, cudaStream_t stream) {
     const ResultRows dev = results();
     ResultRows host;
@@ -494,7 +544,20 @@ class CudaBackend final : public Backend {
   const uint16_t* kpe_ = nullptr;
   DeviceBuffer index_k_buf_, ckv_buf_, kpe_buf_;
   DeviceBuffer q_index_buf_, weights_buf_, seq_lens_buf_, block_table_buf_, q_nope_buf_, q_pe_buf_;
-  DeviceBuffer topk_buf_, output_buf_, lse_buf_, workspace_, attention_ws_;
+  DeviceBuffer workspace_, attention_ws_;
+  // Two result sets where they fit (see use_result_set), else one.
+  struct ResultSet {
+    DeviceBuffer topk, output, lse;
+  };
+  ResultSet dev_[2];
+  int res_ = 0;              // the set compute() writes
+  int result_sets_ = 1;      // how many reserve() made
+  int max_result_sets_ = 2;  // DSA_RESULT_SETS=1: one (for tests and comparisons)
+  // After the downloads enqueued from each result set, and into each host set (never
+  // recorded: nothing to wait for).
+  cudaEvent_t results_down_[2] = {};
+  cudaEvent_t host_down_[2] = {};
+  cudaEvent_t results_ready_ = nullptr;
   struct HostSet {
     PinnedBuffer topk, output, lse;
   };

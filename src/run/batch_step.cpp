@@ -294,8 +294,15 @@ void BatchStep::mpi_gather(const plan::BatchPlan& plan, const ResultRows& r) {
 }
 
 ResultRows BatchStep::fetch(const plan::BatchPlan& plan, int slot, report::TimeSplit& split) {
-  DSA_REQUIRE(world_.is_root(), "BatchStep::fetch on rank ", world_.rank());
   const double t0 = report::now_seconds();
+  const ResultRows r = start_fetch(plan, slot);
+  finish_fetch(slot);
+  split.download += report::now_seconds() - t0;
+  return r;
+}
+
+ResultRows BatchStep::start_fetch(const plan::BatchPlan& plan, int slot) {
+  DSA_REQUIRE(world_.is_root(), "BatchStep::fetch on rank ", world_.rank());
   // After an MPI gather the rows are in the host buffers already; a download now would
   // overwrite the gathered rows with the device's (rank 0's own only).
   DSA_REQUIRE(!on_host_ || slot == slot_, "BatchStep::fetch: slot ", slot, " after a gather into slot ", slot_);
@@ -303,9 +310,7 @@ ResultRows BatchStep::fetch(const plan::BatchPlan& plan, int slot, report::TimeS
   // Rows already on their way down (piece by piece) are only waited for; a backend that took
   // none down (or only some) downloads the whole batch here.
   const bool all_down = on_host_ || downloaded_ == plan.rows;
-  const ResultRows r = backend_.host_results(stage_, all_down ? 0 : plan.rows, slot);
-  split.download += report::now_seconds() - t0;
-  return r;
+  return backend_.host_results_async(stage_, all_down ? 0 : plan.rows, slot);
 }
 
 }  // namespace dsa::run

@@ -82,10 +82,19 @@ class BatchStep {
   // [0, plan.rows), in the backend's host buffer set `slot` (0 or 1), which stays valid until
   // a later batch uses the same slot. Adds the download time to split.
   ResultRows fetch(const plan::BatchPlan& plan, int slot, report::TimeSplit& split);
+  // fetch in two halves: start_fetch enqueues what is left to download and returns where the
+  // rows will be; they are there once finish_fetch(slot) returns, which the job's writer
+  // thread calls while the next batch computes (into the other result set, see use_slot).
+  ResultRows start_fetch(const plan::BatchPlan& plan, int slot);
+  void finish_fetch(int slot) { backend_.wait_host_results(slot); }
 
-  // The host buffer set the next gather through host memory (MPI) lands in; the job alternates
-  // it per batch and passes the same slot to fetch().
-  void use_slot(int slot) { slot_ = slot; }
+  // The host buffer set the next gather through host memory (MPI) lands in, and the backend's
+  // result set the next batch computes into; the job alternates it per batch and passes the
+  // same slot to fetch().
+  void use_slot(int slot) {
+    slot_ = slot;
+    backend_.use_result_set(slot);
+  }
 
   // "NCCL 2.28.3 (device to device, streamed in pieces of >= 256 rows)" or "MPI (host memory)".
   std::string transport() const;

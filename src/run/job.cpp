@@ -344,15 +344,18 @@ int run_job(const JobOptions& o, const comm::World& world) {
       // Whatever compute_and_gather spent outside its measured parts, and the fault hook.
       split.other += std::max(0.0, compute_seconds + lap() - (split.upload + split.index + split.attend +
                                                               split.other + split.gather));
-      const ResultRows host = step->fetch(plan, slot, split);
-      split.download = lap();  // the wall time of the fetch (its own figure, replaced)
+      // What is left of the batch's download is enqueued here and waited for by the writer,
+      // while the next batch computes into the other result set ("download": the enqueueing).
+      const ResultRows host = step->start_fetch(plan, slot);
+      split.download = lap();
       // The previous batch's write used the other slot; wait for it ("write"), then hand this
       // batch to the writer. completed_batches moves only after a batch's rows are on disk.
       finish_write();
       split.write = lap();
       const double seconds = report::now_seconds() - t0;
-      writing = std::async(std::launch::async, [&, plan, host, seconds] {
+      writing = std::async(std::launch::async, [&, plan, host, seconds, slot] {
         const double t = report::now_seconds();
+        step->finish_fetch(slot);  // the rows are in host set `slot`
         results->write_rows(plan.first_row, plan.rows, host.topk, host.output, host.lse);
         results->write_batch(plan.batch, plan.ranks, seconds);
         maybe_inject_fault(0, plan.batch, "write");

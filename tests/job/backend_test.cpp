@@ -5,6 +5,7 @@
 // visible (skipped, visibly, elsewhere).
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -218,6 +219,47 @@ TEST_P(BackendTest, PiecesDownloadedAsComputedAreTheWholeResults) {
     if (!whole.output.empty()) {
       EXPECT_EQ(0, std::memcmp(h.output, whole.output.data(), whole.output.size() * sizeof(uint16_t)));
       EXPECT_EQ(0, std::memcmp(h.lse, whole.lse.data(), whole.lse.size() * sizeof(float)));
+    }
+  }
+}
+
+// What the job relies on to take one batch down while the next computes: batch A computed into
+// result set 0 and its download enqueued (host_results_async), batch B computed into set 1 and
+// its download enqueued, and only then both waited for: each host set holds its own batch's
+// results. Also with one device result set (DSA_RESULT_SETS=1, where two do not fit), where B's
+// compute waits for A's download instead.
+TEST_P(BackendTest, OneBatchComesDownWhileTheNextComputes) {
+  const int64_t half = rows_count_ / 2;
+  for (const char* sets : {"2", "1"}) {
+    SCOPED_TRACE(std::string("result sets: ") + sets);
+    ::setenv("DSA_RESULT_SETS", sets, 1);
+    std::unique_ptr<Backend> backend = backend_named(GetParam());
+    ::unsetenv("DSA_RESULT_SETS");
+    ASSERT_TRUE(backend);
+    backend->load_kv(kv_);
+    for (io::Stage stage : {io::Stage::indexer, io::Stage::pipeline}) {
+      SCOPED_TRACE(io::stage_name(stage));
+      const Results a_alone = run(stage, rows_, 0, half), b_alone = run(stage, rows_, half, rows_count_ - half);
+      backend->reserve(stage, rows_count_, rows_count_, max_seq_len_, plan_.max_num_pages);
+      const io::QueryRows a = io::slice_rows(rows_, 0, half), b = io::slice_rows(rows_, half, rows_count_ - half);
+      const float sm_scale = float(plan_.config.sm_scale);
+      backend->use_result_set(0);
+      backend->compute(stage, io::view(a), sm_scale);
+      const ResultRows ha = backend->host_results_async(stage, a.count, 0);
+      backend->use_result_set(1);
+      backend->compute(stage, io::view(b), sm_scale);
+      const ResultRows hb = backend->host_results_async(stage, b.count, 1);
+      backend->wait_host_results(1);
+      backend->wait_host_results(0);
+      EXPECT_EQ(0, std::memcmp(ha.topk, a_alone.topk.data(), a_alone.topk.size() * sizeof(int32_t)));
+      EXPECT_EQ(0, std::memcmp(hb.topk, b_alone.topk.data(), b_alone.topk.size() * sizeof(int32_t)));
+      if (stage == io::Stage::pipeline) {
+        EXPECT_EQ(0, std::memcmp(ha.output, a_alone.output.data(), a_alone.output.size() * sizeof(uint16_t)));
+        EXPECT_EQ(0, std::memcmp(hb.output, b_alone.output.data(), b_alone.output.size() * sizeof(uint16_t)));
+        EXPECT_EQ(0, std::memcmp(ha.lse, a_alone.lse.data(), a_alone.lse.size() * sizeof(float)));
+        EXPECT_EQ(0, std::memcmp(hb.lse, b_alone.lse.data(), b_alone.lse.size() * sizeof(float)));
+      }
+      backend->use_result_set(0);
     }
   }
 }
