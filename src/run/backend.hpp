@@ -110,11 +110,11 @@ class Backend {
     return host_results(stage, rows, slot);
   }
   virtual void wait_host_results(int /*slot*/) {}
-  // The result set compute() writes and results() returns from now on: 0 or 1, the host set's
-  // slot. A GPU keeps two sets of device result buffers where they fit, so that compute() into
-  // one does not wait for the downloads of the other (with one, compute() waits for the
-  // downloads of the previous batch first). host_results and download_rows with slot s read
-  // set s.
+  // The result set that compute() writes, results() returns and host_results / download_rows
+  // take down from now on: 0 or 1 (the job passes the batch's host slot). A GPU keeps two sets
+  // of device result buffers where they fit, so that compute() into one does not wait for the
+  // downloads from the other (with one, compute() waits for the previous batch's downloads
+  // first). Backends with results in host memory have one set.
   virtual void use_result_set(int /*slot*/) {}
   // Enqueues the download of result rows [r0, r1) into host set `slot`, to start once `ready`
   // (a cudaEvent_t from a PieceListener) has completed, while later work runs: rank 0 takes a
