@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <cstring>
 #include <optional>
 #include <vector>
 
@@ -591,14 +590,14 @@ class CudaBackend final : public Backend {
   // The indexer's gather pieces grow 1.5x each instead, untapered: its kernels take ~0.3 us a
   // row and its upload ~0.18 us a row (8.8 KB at ~50 GB/s), so the tapered rule's second piece
   // (twice the first) took longer to upload than the first piece's kernels ran; 1.5x keeps every
-  // upload behind the kernels before it, and the first piece small. 2 x H200, 2026-11-23, three interleaved rounds against the tapered
-  // rule (2 ranks over 1): 8192 rows 1.81 / 1.81 / 1.81x against 1.79 / 1.77 / 1.79x, 4096 rows
-  // 1.72x against 1.68-1.69x, 2048 rows 1.61-1.63x against 1.57-1.58x. (Growth for the
-  // pipeline lost 0.1x at 2048 rows in an earlier call.) DSA_GATHER_GROWTH (1: as the pipeline)
-  // overrides it.
+  // upload behind the kernels before it, and the first piece small. 2 x H200, 2026-11-23, three
+  // interleaved rounds against the tapered rule (2 ranks over 1): 8192 rows 1.81 / 1.81 / 1.81x
+  // against 1.79 / 1.77 / 1.79x, 4096 rows 1.72x against 1.68-1.69x, 2048 rows 1.61-1.63x
+  // against 1.57-1.58x. (Growth for the pipeline lost 0.1x at 2048 rows in an earlier call.)
+  // DSA_GATHER_GROWTH (1: as the pipeline) overrides it.
   double gather_growth_ = 1.5;
   cudaStream_t copy_stream_ = nullptr;
-  cudaStream_t download_stream_ = nullptr;  // download_rows
+  cudaStream_t download_stream_ = nullptr;  // download_rows, host_results_async
   cudaEvent_t uploaded_index_[kPieceCap] = {};  // each piece's indexer inputs
   cudaEvent_t uploaded_[kPieceCap] = {};        // and attention's
   cudaEvent_t computed_[kPieceCap] = {};        // after each piece's kernels, for the listener
