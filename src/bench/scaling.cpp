@@ -185,7 +185,7 @@ int calibrate_main(int argc, char** argv) {
 
 int scaling_main(int argc, char** argv) {
   std::string workload, stage_name, backend_name = "auto", sizes_text = "32,64,128,256,512,1024,2048,4096,8192",
-                                    csv_path, json_path, calibration = "measure";
+                                    csv_path, json_path, calibration = "measure", ahead_text = "on";
   int reps = 10, max_ranks = 0;
   po::options_description opts("Options");
   opts.add_options()("help,h", "print this help")("workload,w", po::value(&workload),
@@ -198,6 +198,9 @@ int scaling_main(int argc, char** argv) {
       "max-ranks", po::value(&max_ranks)->default_value(0), "fixed rank counts 1..this (0 = all ranks)")(
       "calibration", po::value(&calibration)->default_value("measure"),
       "auto's compute costs: measure | a file from dsa-bench calibrate | none")(
+      "upload-ahead", po::value(&ahead_text)->default_value("on"),
+      "on: each run's rows start up to the GPU while the run before computes, as dsa-run's batches do; "
+      "off: each run uploads its own")(
       "csv", po::value(&csv_path), "also write the table as CSV")("json", po::value(&json_path),
                                                                    "also write the table as JSON");
   const char* usage =
@@ -206,10 +209,16 @@ int scaling_main(int argc, char** argv) {
       "rank uploads and computes its slice, and the slices are gathered on rank 0 (NCCL on GPUs);\n"
       "the time runs from a barrier to the batch assembled in rank 0's result buffers (the\n"
       "download to host and the file write that follow are the same for every rank count).\n"
+      "Each timed run is a batch of a job of alike batches: its rows are staged in host memory\n"
+      "(untimed, as the job's reader does) and, on GPUs, go up to the device while an untimed\n"
+      "run of the same case computes, and the next alike batch's go up while it computes\n"
+      "(--upload-ahead off: each run uploads its own rows).\n"
       "Checks that every rank count gives bit-identical results.\n";
   if (!parse(argc, argv, opts, usage, [&] {
         DSA_REQUIRE(!workload.empty() && !stage_name.empty(), "dsa-bench scaling: --workload and --stage are required");
         DSA_REQUIRE(reps >= 1 && max_ranks >= 0, "dsa-bench scaling: --reps must be >= 1, --max-ranks >= 0");
+        DSA_REQUIRE(ahead_text == "on" || ahead_text == "off", "dsa-bench scaling: --upload-ahead takes on or off, not '",
+                    ahead_text, "'");
       }))
     return 0;
   const io::Stage stage = io::parse_stage(stage_name);
@@ -257,8 +266,8 @@ int scaling_main(int argc, char** argv) {
                 world.size(), backend->device().c_str(), world.size() > 1 ? step.transport().c_str() : "none");
     std::printf(
         "# workload %s; time: barrier -> batch gathered on rank 0, median of %d rounds over the cases (up to 4x as "
-        "many below 1024 rows)\n",
-        workload.c_str(), reps);
+        "many below 1024 rows); rows uploaded ahead: %s\n",
+        workload.c_str(), reps, ahead_text.c_str());
     std::printf("# a batch is spread only in slices of >= %lld rows (smaller calls compute differently)\n",
                 static_cast<long long>(model.min_slice_rows));
     std::printf("%8s %8s %6s %12s %12s %9s %10s\n", "rows", "ranks", "k", "median_ms", "predicted_ms", "speedup",
@@ -293,22 +302,46 @@ int scaling_main(int argc, char** argv) {
     // Small batches take well under a millisecond, where a few microseconds of launch or copy
     // latency are 5%: they get more rounds (the same count on every rank: it follows the size).
     const int rounds = reps * static_cast<int>(std::clamp<int64_t>(1024 / std::max<int64_t>(b, 1), 1, 4));
-    for (int i = 0; i <= rounds; ++i) {
-      for (Case& c : cases_b) {
+    // Each case in a round: a lead-in run, then the timed run, then the rows of a third run
+    // sent ahead and never computed. So the timed run is a batch of a job whose batches are
+    // alike: its rows went up while the lead-in computed, and the next batch's go up while it
+    // computes (--upload-ahead off: each run uploads its own).
+    struct Run {
+      Case* c;
+      bool timed, computed;
+    };
+    std::vector<Run> order;
+    for (int i = 0; i <= rounds; ++i)
+      for (Case& c : cases_b) order.insert(order.end(), {{&c, false, true}, {&c, i > 0, true}, {&c, false, false}});
+    // Untimed, as the job's reader thread puts each batch's rows into the staging buffers of
+    // the batch's slot (alternating) while the batch before computes.
+    int slot = 0;
+    io::RowsView rows = run::staged(*backend, order.front().c->mine, slot);
+    for (size_t n = 0; n < order.size(); ++n) {
+      const Run& r = order[n];
+      const int next_slot = 1 - slot;
+      io::RowsView next;
+      if (n + 1 < order.size()) {
+        next = run::staged(*backend, order[n + 1].c->mine, next_slot);
+        // As the job's reader does once a batch is read: the copies start now, after this
+        // run's own.
+        if (ahead_text == "on" && r.computed && order[n + 1].c == r.c) backend->upload_ahead(stage, next, next_slot);
+      }
+      if (r.computed) {
         report::TimeSplit split;
-        // Untimed, as the job's reader thread puts rows into the staging buffers.
-        const io::RowsView rows = run::staged(*backend, c.mine, 0);
         world.barrier();
         const double t0 = report::now_seconds();
-        step.compute_and_gather(c.plan, rows, sm_scale, split);
-        if (i > 0) {
-          c.runs.push_back(report::now_seconds() - t0);
-          c.splits.push_back(split);
+        step.compute_and_gather(r.c->plan, rows, sm_scale, split);
+        if (r.timed) {
+          r.c->runs.push_back(report::now_seconds() - t0);
+          r.c->splits.push_back(split);
         }
-        // Untimed: rank 0's downloads of this case (the job's fetch) finish before the next
-        // case starts, so that no case is timed beside another's leftover copies.
-        if (world.is_root()) step.fetch(c.plan, 0, split);
+        // Untimed: rank 0's downloads of this run (the job's fetch) finish before the next
+        // run starts, so that no run is timed beside another's leftover copies.
+        if (world.is_root()) step.fetch(r.c->plan, 0, split);
       }
+      rows = next;
+      slot = next_slot;
     }
     double one_rank = 0, best_fixed = 0;
     uint64_t reference = 0;
@@ -371,6 +404,7 @@ int scaling_main(int argc, char** argv) {
                                   {"device", backend->device()},
                                   {"gather", world.size() > 1 ? step.transport() : "none"},
                                   {"reps", reps},
+                                  {"upload_ahead", ahead_text == "on"},
                                   {"identical", all_identical},
                                   {"cases", cases}};
       std::ofstream f(json_path);

@@ -123,10 +123,10 @@ std::vector<int64_t> piece_cuts(int64_t rows, const Pieces& pieces) {
   }
   std::vector<int64_t> cuts(static_cast<size_t>(n) + 1);
   for (int64_t p = 0; p <= n; ++p) cuts[static_cast<size_t>(p)] = rows * p / n;
-  if (pieces.growth > 1 && n > 1 && rows >= n) {
+  if (pieces.growth != 1 && n > 1 && rows >= n) {
     // Piece p of growth^p parts: cut p at rows * (growth^p - 1) / (growth^n - 1), every piece
-    // at least one row.
-    DSA_REQUIRE(std::isfinite(pieces.growth), "piece_cuts: growth ", pieces.growth);
+    // at least one row (growth < 1: pieces shrink).
+    DSA_REQUIRE(std::isfinite(pieces.growth) && pieces.growth > 0, "piece_cuts: growth ", pieces.growth);
     const double total = std::pow(pieces.growth, double(n)) - 1;
     for (int64_t p = 1; p < n; ++p) {
       const auto cut = std::llround(double(rows) * (std::pow(pieces.growth, double(p)) - 1) / total);

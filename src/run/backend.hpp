@@ -89,8 +89,18 @@ class Backend {
 
   // Host buffers for the rows of a slice (set `slot`, 0 or 1, each max_rows rows), which
   // compute() uploads from fastest: page-locked memory on a GPU. capacity 0 (the CPU): none,
-  // compute from wherever the rows are.
+  // compute from wherever the rows are. Call it before writing the set: it forgets an
+  // upload_ahead of the set's previous rows (waiting for its copies to be done).
   virtual io::RowBuffers staging(int /*slot*/) { return {}; }
+
+  // Starts moving the rows of the next compute() call, staged in staging(slot), to the device
+  // now, while the current call computes: the next call then finds them there instead of
+  // waiting for its first piece's upload. A GPU keeps two sets of device input buffers where
+  // they fit (else, and on the CPU, this does nothing); the copies go after those of a call in
+  // progress, so they never delay it. May be called from another thread than compute()'s
+  // (the job's reader, as soon as a batch is read). Only a compute() call of the very same rows
+  // (the same view of the same staging set, not re-staged since) uses them.
+  virtual void upload_ahead(io::Stage, const io::RowsView& /*rows*/, int /*slot*/) {}
 
   // The result buffers, `max_held` rows each: device memory when results_on_device().
   virtual ResultRows results() = 0;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <mutex>
 #include <optional>
 #include <vector>
 
@@ -54,6 +55,29 @@ using DeviceBuffer = GrowingBuffer<Memory::device>;
 using PinnedBuffer = GrowingBuffer<Memory::pinned_host>;
 
 class CudaBackend final : public Backend {
+  // Device buffers for the rows of a slice; two where they fit, so that the next batch's rows
+  // upload (upload_ahead) while this batch's kernels read theirs.
+  struct InputSet {
+    DeviceBuffer q_index, weights, seq_lens, block_table, q_nope, q_pe, ids;  // ids: attention's input
+  };
+  // An upload_ahead into an input set: the rows (a view of staging set `slot`), not yet used by
+  // compute(); enqueued or still to be, in chunks of `chunk` rows, each completing a pair of
+  // events (ahead_index_: the indexer's inputs of the chunk, ahead_all_: all of them).
+  struct Ahead {
+    bool valid = false, enqueued = false;
+    int slot = 0;
+    io::Stage stage = io::Stage::pipeline;
+    io::RowsView rows;
+    int64_t chunk = 1;
+    int chunks() const { return static_cast<int>((rows.count + chunk - 1) / chunk); }
+    bool same_rows(io::Stage s, const io::RowsView& r) const {
+      return s == stage && r.count == rows.count && r.max_num_pages == rows.max_num_pages &&
+             r.seq_lens == rows.seq_lens && r.block_table == rows.block_table && r.q_index == rows.q_index &&
+             r.weights == rows.weights && r.q_nope == rows.q_nope && r.q_pe == rows.q_pe &&
+             r.sparse_indices == rows.sparse_indices;
+    }
+  };
+
  public:
   explicit CudaBackend(int device) : device_(device) {
     DSA_CHECK_CUDA(cudaSetDevice(device_));
@@ -73,12 +97,18 @@ class CudaBackend final : public Backend {
     for (cudaEvent_t& e : results_down_) DSA_CHECK_CUDA(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
     for (cudaEvent_t& e : host_down_) DSA_CHECK_CUDA(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
     DSA_CHECK_CUDA(cudaEventCreateWithFlags(&results_ready_, cudaEventDisableTiming));
+    for (auto& set : ahead_index_)
+      for (cudaEvent_t& e : set) DSA_CHECK_CUDA(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    for (auto& set : ahead_all_)
+      for (cudaEvent_t& e : set) DSA_CHECK_CUDA(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    for (cudaEvent_t& e : inputs_free_) DSA_CHECK_CUDA(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
     // Tuning knobs for measurements (every rank must see the same; BatchStep checks they agree).
     if (const char* v = std::getenv("DSA_PIECE_ROWS")) piece_rows_ = gather_piece_rows_ = std::max<int64_t>(1, std::atoll(v));
-    if (const char* v = std::getenv("DSA_MAX_PIECES")) max_pieces_ = std::clamp(std::atoi(v), 1, kPieceCap);
+    if (const char* v = std::getenv("DSA_MAX_PIECES")) max_pieces_set_ = std::clamp(std::atoi(v), 1, kPieceCap);
     if (const char* v = std::getenv("DSA_GATHER_TAPER_ROWS")) gather_taper_rows_set_ = std::max<int64_t>(0, std::atoll(v));
-    if (const char* v = std::getenv("DSA_GATHER_GROWTH")) gather_growth_ = std::clamp(std::atof(v), 1.0, 4.0);
+    if (const char* v = std::getenv("DSA_GATHER_GROWTH")) gather_growth_ = std::clamp(std::atof(v), 0.25, 4.0);
     if (const char* v = std::getenv("DSA_RESULT_SETS")) max_result_sets_ = std::clamp(std::atoi(v), 1, 2);
+    if (const char* v = std::getenv("DSA_UPLOAD_AHEAD")) max_input_sets_ = std::atoi(v) == 0 ? 1 : 2;
   }
   ~CudaBackend() override {
     for (cudaEvent_t e : events_) cudaEventDestroy(e);
@@ -88,6 +118,11 @@ class CudaBackend final : public Backend {
     for (cudaEvent_t e : results_down_) cudaEventDestroy(e);
     for (cudaEvent_t e : host_down_) cudaEventDestroy(e);
     cudaEventDestroy(results_ready_);
+    for (auto& set : ahead_index_)
+      for (cudaEvent_t e : set) cudaEventDestroy(e);
+    for (auto& set : ahead_all_)
+      for (cudaEvent_t e : set) cudaEventDestroy(e);
+    for (cudaEvent_t e : inputs_free_) cudaEventDestroy(e);
     cudaStreamDestroy(download_stream_);
     cudaStreamDestroy(copy_stream_);
     cudaStreamDestroy(stream_);
@@ -157,6 +192,10 @@ class CudaBackend final : public Backend {
 
   void reserve(io::Stage stage, int64_t max_rows, int64_t max_held, int32_t max_seq_len,
                int64_t max_num_pages) override {
+    // Buffers may move: no upload_ahead survives (nor runs while they do).
+    std::lock_guard<std::mutex> lock(ahead_mutex_);
+    DSA_CHECK_CUDA(cudaStreamSynchronize(copy_stream_));
+    for (Ahead& a : ahead_) a.valid = false;
     const size_t n = static_cast<size_t>(std::max<int64_t>(max_rows, 0));
     const size_t held = static_cast<size_t>(std::max<int64_t>(max_held, max_rows));
     const bool index = stage != io::Stage::attention, attend = stage != io::Stage::indexer;
@@ -164,29 +203,33 @@ class CudaBackend final : public Backend {
       DeviceBuffer* buffer;
       size_t bytes;
     };
-    // Per result set: topk (the indexer's results, held rows, or attention's input ids, computed
-    // rows), output and lse.
+    // Per result set: topk (the indexer's results), output and lse, for the rows held.
     auto result_needs = [&](ResultSet& set, std::vector<Need>& into) {
-      into.push_back({&set.topk, (index ? held : n) * kTopK * sizeof(int32_t)});
+      if (index) into.push_back({&set.topk, held * kTopK * sizeof(int32_t)});
       if (attend) {
         into.push_back({&set.output, held * kHeads * kCkvDim * sizeof(uint16_t)});
         into.push_back({&set.lse, held * kHeads * sizeof(float)});
       }
     };
+    // Per input set: the rows of a slice the stage reads (attention's ids included).
+    auto input_needs = [&](InputSet& set, std::vector<Need>& into) {
+      if (index) {
+        into.push_back({&set.q_index, n * kIndexHeads * kIndexHeadDim});
+        into.push_back({&set.weights, n * kIndexHeads * sizeof(float)});
+        into.push_back({&set.seq_lens, n * sizeof(int32_t)});
+        into.push_back({&set.block_table, n * static_cast<size_t>(max_num_pages) * sizeof(int32_t)});
+      }
+      if (attend) {
+        into.push_back({&set.q_nope, n * kHeads * kCkvDim * sizeof(uint16_t)});
+        into.push_back({&set.q_pe, n * kHeads * kKpeDim * sizeof(uint16_t)});
+      }
+      if (stage == io::Stage::attention) into.push_back({&set.ids, n * kTopK * sizeof(int32_t)});
+    };
     std::vector<Need> needs;
     result_needs(dev_[0], needs);
-    if (index) {
-      needs.push_back({&q_index_buf_, n * kIndexHeads * kIndexHeadDim});
-      needs.push_back({&weights_buf_, n * kIndexHeads * sizeof(float)});
-      needs.push_back({&seq_lens_buf_, n * sizeof(int32_t)});
-      needs.push_back({&block_table_buf_, n * static_cast<size_t>(max_num_pages) * sizeof(int32_t)});
-      needs.push_back({&workspace_, cuda::indexer_workspace_bytes(max_rows, max_seq_len)});
-    }
-    if (attend) {
-      needs.push_back({&q_nope_buf_, n * kHeads * kCkvDim * sizeof(uint16_t)});
-      needs.push_back({&q_pe_buf_, n * kHeads * kKpeDim * sizeof(uint16_t)});
-      needs.push_back({&attention_ws_, cuda::attention_workspace_bytes(max_rows)});
-    }
+    input_needs(in_[0], needs);
+    if (index) needs.push_back({&workspace_, cuda::indexer_workspace_bytes(max_rows, max_seq_len)});
+    if (attend) needs.push_back({&attention_ws_, cuda::attention_workspace_bytes(max_rows)});
     auto more_bytes = [](const std::vector<Need>& list) {
       size_t total = 0;
       for (const Need& need : list) total += need.bytes > need.buffer->bytes() ? need.bytes : 0;
@@ -205,6 +248,15 @@ class CudaBackend final : public Backend {
       total += more_bytes(second);
     }
     res_ %= result_sets_;
+    // Likewise a second input set, for upload_ahead.
+    std::vector<Need> second_inputs;
+    input_needs(in_[1], second_inputs);
+    input_sets_ =
+        max_input_sets_ > 1 && total + more_bytes(second_inputs) + (size_t{256} << 20) < free_bytes ? 2 : 1;
+    if (input_sets_ == 2) {
+      needs.insert(needs.end(), second_inputs.begin(), second_inputs.end());
+      total += more_bytes(second_inputs);
+    }
     DSA_REQUIRE(total < free_bytes, "dsa-run: batch slices of up to ", max_rows, " rows (", held,
                 " held; seq_len up to ", max_seq_len, ") need ", double(total) / 1e9, " GB more on ", name_,
                 " beside the KV caches, which leave ", double(free_bytes) / 1e9,
@@ -239,6 +291,20 @@ class CudaBackend final : public Backend {
 
   io::RowBuffers staging(int slot) override {
     DSA_REQUIRE(slot == 0 || slot == 1, "cuda backend: staging slot ", slot);
+    {
+      // The set is about to be rewritten: an upload_ahead of its previous rows must have read
+      // them, and no later compute() may take its copies for the new rows.
+      std::lock_guard<std::mutex> lock(ahead_mutex_);
+      for (int s = 0; s < 2; ++s) {
+        Ahead& a = ahead_[s];
+        if (!a.valid || a.slot != slot) continue;
+        if (a.enqueued) {
+          DSA_CHECK_CUDA(cudaSetDevice(device_));  // the caller may be another thread
+          DSA_CHECK_CUDA(cudaEventSynchronize(ahead_all_[s][a.chunks() - 1]));
+        }
+        a.valid = false;
+      }
+    }
     StagingSet& set = staging_[slot];
     io::RowBuffers b;
     b.capacity = staging_rows_;
@@ -253,11 +319,70 @@ class CudaBackend final : public Backend {
     return b;
   }
 
+  void upload_ahead(io::Stage stage, const io::RowsView& rows, int slot) override {
+    DSA_REQUIRE(slot == 0 || slot == 1, "cuda backend: staging slot ", slot);
+    std::lock_guard<std::mutex> lock(ahead_mutex_);
+    if (input_sets_ < 2 || stage != stage_ || rows.count <= 0) return;
+    DSA_REQUIRE(rows.count <= staging_rows_, "cuda backend: upload_ahead of ", rows.count, " rows, reserved for ",
+                staging_rows_);
+    // An input set that neither the compute() in progress nor another pending upload uses.
+    int set = -1;
+    for (int s = 0; s < input_sets_ && set < 0; ++s)
+      if (!ahead_[s].valid && s != computing_set_) set = s;
+    if (set < 0) return;  // compute() uploads these rows itself
+    Ahead& a = ahead_[set];
+    a = Ahead{};
+    a.valid = true;
+    a.slot = slot;
+    a.stage = stage;
+    a.rows = rows;
+    a.chunk = std::max<int64_t>(kAheadChunkRows, (rows.count + kAheadChunks - 1) / kAheadChunks);
+    // The copies go after those of a compute() in progress (which waits for its own first
+    // piece's): where it has not enqueued them all yet, it enqueues these after them.
+    if (computing_set_ < 0 || compute_copies_enqueued_) {
+      DSA_CHECK_CUDA(cudaSetDevice(device_));  // the caller may be another thread
+      enqueue_ahead(set);
+    }
+  }
+
   using Backend::compute;
   void compute(io::Stage stage, const io::RowsView& rows, float sm_scale, PieceListener* listener) override {
     DSA_REQUIRE(stage == stage_, "cuda backend: compute(", io::stage_name(stage), ") after reserve(",
                 io::stage_name(stage_), ")");
     const bool index = stage != io::Stage::attention, attend = stage != io::Stage::indexer;
+    // The input set: the one an upload_ahead of these very rows filled (no copies of our own),
+    // else one that no pending upload_ahead holds.
+    int64_t ahead_chunk = 0;  // > 0: the rows came ahead, a pair of events per this many rows
+    {
+      std::lock_guard<std::mutex> lock(ahead_mutex_);
+      cur_ = -1;
+      for (int s = 0; s < input_sets_ && cur_ < 0; ++s) {
+        Ahead& a = ahead_[s];
+        if (!a.valid || !a.same_rows(stage, rows)) continue;
+        if (!a.enqueued) enqueue_ahead(s);
+        a.valid = false;
+        cur_ = s;
+        ahead_chunk = a.chunk;
+      }
+      for (int s = 0; s < input_sets_ && cur_ < 0; ++s)
+        if (!ahead_[s].valid) cur_ = s;
+      if (cur_ < 0) {  // both sets hold other rows' uploads (never in the job): forget the first
+        if (ahead_[0].enqueued) DSA_CHECK_CUDA(cudaEventSynchronize(ahead_all_[0][ahead_[0].chunks() - 1]));
+        ahead_[0].valid = false;
+        cur_ = 0;
+      }
+      computing_set_ = cur_;
+      compute_copies_enqueued_ = ahead_chunk > 0;
+    }
+    struct Computing {  // however compute() ends, no compute() is in progress after it
+      CudaBackend& b;
+      ~Computing() {
+        std::lock_guard<std::mutex> lock(b.ahead_mutex_);
+        b.computing_set_ = -1;
+        b.compute_copies_enqueued_ = false;
+      }
+    } computing{*this};
+    InputSet& in = in_[cur_];
     // Large slices go in pieces: piece p+1's rows upload on the copy stream while piece p's
     // kernels run, and piece p's results can leave (listener) while piece p+1's run. Each piece
     // has at least min_slice_rows rows, so every row is computed as in one call of the whole
@@ -267,8 +392,8 @@ class CudaBackend final : public Backend {
     const std::vector<int64_t> cuts = plan::piece_cuts(rows.count, told ? *told : pieces(stage, false));
     const int64_t n_pieces = static_cast<int64_t>(cuts.size()) - 1;
     auto piece_begin = [&](int64_t p) { return cuts[size_t(p)]; };
-    // The result set's previous results must be down before new ones (or attention's input
-    // ids) overwrite it: the downloads host_results_async or download_rows enqueued.
+    // The result set's previous results must be down before new ones overwrite it: the
+    // downloads host_results_async or download_rows enqueued.
     DSA_CHECK_CUDA(cudaStreamWaitEvent(stream_, results_down_[res_], 0));
     begin();
     DSA_CHECK_CUDA(cudaStreamWaitEvent(copy_stream_, events_[0], 0));  // after the previous call's work
@@ -277,25 +402,28 @@ class CudaBackend final : public Backend {
     // and the copy engine still has piece p+1 well before piece p's kernels end.
     for (int64_t p = 0; p < n_pieces; ++p) {
       const int64_t r0 = piece_begin(p), r1 = piece_begin(p + 1);
-      if (index) {
-        upload_piece(stage, rows, r0, r1, Part::index);
+      // Uploaded ahead: the piece waits for the chunk holding its last row (chunks upload in order).
+      const int64_t chunk = ahead_chunk > 0 ? std::max<int64_t>(r1 - 1, 0) / ahead_chunk : 0;
+      if (index && ahead_chunk == 0) {
+        upload_piece(in, stage, rows, r0, r1, Part::index);
         DSA_CHECK_CUDA(cudaEventRecord(uploaded_index_[p], copy_stream_));
       }
-      if (attend) {
-        upload_piece(stage, rows, r0, r1, Part::attend);
+      if (attend && ahead_chunk == 0) {
+        upload_piece(in, stage, rows, r0, r1, Part::attend);
         DSA_CHECK_CUDA(cudaEventRecord(uploaded_[p], copy_stream_));
       }
-      int32_t* ids = checked<int32_t>(dev_[res_].topk, size_t(rows.count) * kTopK) + r0 * kTopK;
+      int32_t* ids = index ? checked<int32_t>(dev_[res_].topk, size_t(rows.count) * kTopK) + r0 * kTopK
+                           : checked<int32_t>(in.ids, size_t(rows.count) * kTopK) + r0 * kTopK;
       if (index) {
-        DSA_CHECK_CUDA(cudaStreamWaitEvent(stream_, uploaded_index_[p], 0));
+        DSA_CHECK_CUDA(cudaStreamWaitEvent(stream_, ahead_chunk > 0 ? ahead_index_[cur_][chunk] : uploaded_index_[p], 0));
         mark(Phase::upload);  // the upload time the kernels waited for
-        launch_indexer(rows, r0, r1, ids);
+        launch_indexer(in, rows, r0, r1, ids);
         mark(Phase::index);
       }
       if (attend) {
-        DSA_CHECK_CUDA(cudaStreamWaitEvent(stream_, uploaded_[p], 0));
+        DSA_CHECK_CUDA(cudaStreamWaitEvent(stream_, ahead_chunk > 0 ? ahead_all_[cur_][chunk] : uploaded_[p], 0));
         mark(Phase::upload);
-        launch_attention(r0, r1, ids, sm_scale);  // pipeline: the indexer's ids never leave the device
+        launch_attention(in, r0, r1, ids, sm_scale);  // pipeline: the indexer's ids never leave the device
         mark(Phase::attend);
       }
       if (listener) {
@@ -303,22 +431,33 @@ class CudaBackend final : public Backend {
         listener->piece_enqueued(int(p), r0, r1, computed_[p]);
       }
     }
+    {
+      // Our copies are all enqueued: an upload_ahead that came meanwhile goes after them.
+      std::lock_guard<std::mutex> lock(ahead_mutex_);
+      compute_copies_enqueued_ = true;
+      for (int s = 0; s < input_sets_; ++s)
+        if (ahead_[s].valid && !ahead_[s].enqueued) enqueue_ahead(s);
+    }
+    DSA_CHECK_CUDA(cudaEventRecord(inputs_free_[cur_], stream_));  // for the next upload into this set
     finish();
   }
 
   plan::Pieces pieces(io::Stage stage, bool alone) const override {
     const int64_t least = min_slice_rows(stage);
     // Tapered end pieces have min_rows / 2 rows or more: still at least min_slice_rows.
-    if (alone) return {std::max<int64_t>(piece_rows_, 2 * least), max_pieces_, true};
+    const int most = max_pieces_set_.value_or(stage == io::Stage::pipeline  ? kMaxPiecesPipeline
+                                              : stage == io::Stage::indexer ? kMaxPiecesIndexer
+                                                                            : kMaxPiecesAttention);
+    if (alone) return {std::max<int64_t>(piece_rows_, 2 * least), most, true};
     // A streamed gather across ranks: larger pieces (an NCCL group each), but a slice too short
     // for two of them still goes in two of at least piece_rows_; tapered where every slice of
     // the batch is long (the pipeline's; attention's never, see kGatherTaperRows); the indexer's
     // grow instead (see gather_growth_).
-    const bool grow = stage == io::Stage::indexer && gather_growth_ > 1;
+    const bool grow = stage == io::Stage::indexer && gather_growth_ != 1;
     const int64_t taper_rows =
         grow ? 0 : gather_taper_rows_set_.value_or(stage == io::Stage::attention ? 0 : kGatherTaperRows);
     return {std::max<int64_t>(gather_piece_rows_, taper_rows > 0 ? 2 * least : least),
-            max_pieces_,
+            most,
             taper_rows > 0,
             std::max<int64_t>(piece_rows_, least),
             taper_rows,
@@ -436,31 +575,47 @@ class CudaBackend final : public Backend {
   // Rows [r0, r1) of the slice to the same rows of the device buffers, on the copy stream: the
   // indexer's inputs (index) or attention's (attend).
   enum class Part { index, attend };
-  void upload_piece(io::Stage stage, const io::RowsView& rows, int64_t r0, int64_t r1, Part part) {
+  void upload_piece(InputSet& in, io::Stage stage, const io::RowsView& rows, int64_t r0, int64_t r1, Part part) {
     const size_t n = static_cast<size_t>(r1 - r0), w = static_cast<size_t>(rows.max_num_pages);
     auto up = [&](DeviceBuffer& buffer, const auto* host, size_t per_row) {
       upload(buffer, host, static_cast<size_t>(r0) * per_row, n * per_row);
     };
     if (part == Part::index) {
-      up(q_index_buf_, rows.q_index, size_t(kIndexHeads) * kIndexHeadDim);
-      up(weights_buf_, rows.weights, kIndexHeads);
-      up(seq_lens_buf_, rows.seq_lens, 1);
-      up(block_table_buf_, rows.block_table, w);
+      up(in.q_index, rows.q_index, size_t(kIndexHeads) * kIndexHeadDim);
+      up(in.weights, rows.weights, kIndexHeads);
+      up(in.seq_lens, rows.seq_lens, 1);
+      up(in.block_table, rows.block_table, w);
       return;
     }
-    up(q_nope_buf_, rows.q_nope, size_t(kHeads) * kCkvDim);
-    up(q_pe_buf_, rows.q_pe, size_t(kHeads) * kKpeDim);
-    if (stage == io::Stage::attention) up(dev_[res_].topk, rows.sparse_indices, kTopK);
+    up(in.q_nope, rows.q_nope, size_t(kHeads) * kCkvDim);
+    up(in.q_pe, rows.q_pe, size_t(kHeads) * kKpeDim);
+    if (stage == io::Stage::attention) up(in.ids, rows.sparse_indices, kTopK);
   }
 
-  void launch_indexer(const io::RowsView& rows, int64_t r0, int64_t r1, int32_t* topk) {
+  // Enqueues the copies of ahead_[set] on the copy stream, once the last kernels that read that
+  // input set are done. Called with ahead_mutex_ held.
+  void enqueue_ahead(int set) {
+    Ahead& a = ahead_[set];
+    const bool index = io::stage_needs_indexer_data(a.stage), attend = io::stage_needs_attention_data(a.stage);
+    DSA_CHECK_CUDA(cudaStreamWaitEvent(copy_stream_, inputs_free_[set], 0));
+    for (int c = 0; c < a.chunks(); ++c) {
+      const int64_t r0 = c * a.chunk, r1 = std::min(r0 + a.chunk, a.rows.count);
+      if (index) upload_piece(in_[set], a.stage, a.rows, r0, r1, Part::index);
+      DSA_CHECK_CUDA(cudaEventRecord(ahead_index_[set][c], copy_stream_));
+      if (attend) upload_piece(in_[set], a.stage, a.rows, r0, r1, Part::attend);
+      DSA_CHECK_CUDA(cudaEventRecord(ahead_all_[set][c], copy_stream_));
+    }
+    a.enqueued = true;
+  }
+
+  void launch_indexer(const InputSet& in, const io::RowsView& rows, int64_t r0, int64_t r1, int32_t* topk) {
     IndexerParams ip;
     ip.index_k = index_k_;
     ip.num_pages = num_pages_;
-    ip.q_index = static_cast<const uint8_t*>(q_index_buf_.get()) + r0 * kIndexHeads * kIndexHeadDim;
-    ip.weights = static_cast<const float*>(weights_buf_.get()) + r0 * kIndexHeads;
-    ip.seq_lens = static_cast<const int32_t*>(seq_lens_buf_.get()) + r0;
-    ip.block_table = static_cast<const int32_t*>(block_table_buf_.get()) + r0 * rows.max_num_pages;
+    ip.q_index = static_cast<const uint8_t*>(in.q_index.get()) + r0 * kIndexHeads * kIndexHeadDim;
+    ip.weights = static_cast<const float*>(in.weights.get()) + r0 * kIndexHeads;
+    ip.seq_lens = static_cast<const int32_t*>(in.seq_lens.get()) + r0;
+    ip.block_table = static_cast<const int32_t*>(in.block_table.get()) + r0 * rows.max_num_pages;
     ip.max_num_pages = rows.max_num_pages;
     ip.rows = r1 - r0;
     ip.max_seq_len = r1 > r0 ? *std::max_element(rows.seq_lens + r0, rows.seq_lens + r1) : 0;
@@ -469,10 +624,10 @@ class CudaBackend final : public Backend {
     cuda::indexer(ip, checked<uint8_t>(workspace_, std::max<size_t>(ws, 1)), ws, stream_);
   }
 
-  void launch_attention(int64_t r0, int64_t r1, const int32_t* ids, float sm_scale) {
+  void launch_attention(const InputSet& in, int64_t r0, int64_t r1, const int32_t* ids, float sm_scale) {
     AttentionParams ap;
-    ap.q_nope = static_cast<const uint16_t*>(q_nope_buf_.get()) + r0 * kHeads * kCkvDim;
-    ap.q_pe = static_cast<const uint16_t*>(q_pe_buf_.get()) + r0 * kHeads * kKpeDim;
+    ap.q_nope = static_cast<const uint16_t*>(in.q_nope.get()) + r0 * kHeads * kCkvDim;
+    ap.q_pe = static_cast<const uint16_t*>(in.q_pe.get()) + r0 * kHeads * kKpeDim;
     ap.ckv = ckv_;
     ap.kpe = kpe_;
     ap.num_pages = num_pages_;
@@ -542,8 +697,23 @@ class CudaBackend final : public Backend {
   const uint16_t* ckv_ = nullptr;
   const uint16_t* kpe_ = nullptr;
   DeviceBuffer index_k_buf_, ckv_buf_, kpe_buf_;
-  DeviceBuffer q_index_buf_, weights_buf_, seq_lens_buf_, block_table_buf_, q_nope_buf_, q_pe_buf_;
   DeviceBuffer workspace_, attention_ws_;
+  InputSet in_[2];
+  int input_sets_ = 1;      // how many reserve() made
+  int max_input_sets_ = 2;  // DSA_UPLOAD_AHEAD=0: one (upload_ahead does nothing; for comparisons)
+  int cur_ = 0;             // the input set of the compute() in progress (its thread only)
+  // upload_ahead may come from another thread: what it shares with compute() and staging().
+  std::mutex ahead_mutex_;
+  Ahead ahead_[2];
+  int computing_set_ = -1;                // the input set of the compute() in progress, or -1
+  bool compute_copies_enqueued_ = false;  // that compute() has enqueued all its own copies
+  // An upload ahead goes in at most kAheadChunks chunks of at least kAheadChunkRows rows, so
+  // that the first piece waits only for the first chunks where they are still on their way.
+  static constexpr int kAheadChunks = 16;
+  static constexpr int64_t kAheadChunkRows = 256;
+  cudaEvent_t ahead_index_[2][kAheadChunks] = {};
+  cudaEvent_t ahead_all_[2][kAheadChunks] = {};
+  cudaEvent_t inputs_free_[2] = {};  // after the last kernels that read each input set
   // Two result sets where they fit (see use_result_set), else one.
   struct ResultSet {
     DeviceBuffer topk, output, lse;
@@ -567,8 +737,8 @@ class CudaBackend final : public Backend {
   StagingSet staging_[2];
   int64_t staging_rows_ = 0, staging_pages_ = 0;
   io::Stage stage_ = io::Stage::pipeline;
-  // Pieces of at least 256 rows (smaller ones cost more in launches than they hide), at most 4;
-  // those of a streamed gather across ranks of at least 512 where a slice has 1024 rows or more
+  // Pieces of at least 256 rows (smaller ones cost more in launches than they hide), at most 4
+  // (but see below); those of a streamed gather across ranks of at least 512 where a slice has 1024 rows or more
   // (2 x H200, 2026-11-23: pipeline 2048 rows on 2 ranks 1.195-1.22 ms in 2 pieces of 512 per
   // rank against 1.254-1.27 in 4 of 256; the indexer as fast), else 2 of at least 256 (a
   // 512-row slice in one piece: attention 1024 rows 0.685 ms against 0.59). A streamed gather's
@@ -578,13 +748,23 @@ class CudaBackend final : public Backend {
   // attention 1.80-1.82x against 1.82-1.84x, its upload (26 KB a row) nearly as long as its
   // kernels, so that the extra piece's wait costs more than the half-size ends save; at 4096
   // rows no gain, and shorter slices lose by it: pipeline 2048 rows 1.72-1.74x against 1.76x).
+  // Since the next batch's rows upload while a batch computes (upload_ahead), a batch's first
+  // piece no longer waits for its upload, and pieces are for the streamed gather (and for rows
+  // that did not come ahead): fewer pay where the kernels of each piece have a tail. 2 x H200,
+  // 2026-11-23, two rounds, rows uploaded ahead, at most 2 / 3 / 4 pieces: pipeline 1 rank
+  // 1.94-1.96 / 2.14-2.15 / 2.02-2.08 ms at 2048 rows, 3.71-3.74 / 3.89-3.91 / 3.85-3.88 at
+  // 4096; 2 ranks 1.08-1.09 / 1.09 / 1.09-1.11 ms at 2048, 2.02-2.03 / 2.17-2.18 / 2.13-2.17 at
+  // 4096; indexer 2 ranks at 8192 rows 1.29-1.30 ms with 3 against 1.31 with 4; attention, whose
+  // upload (26 KB a row) is nearly as long as its kernels, 1.51-1.52 ms with 3 against
+  // 1.45-1.46 with 4 at 4096 rows.
   // DSA_PIECE_ROWS (both), DSA_MAX_PIECES (up to kPieceCap) and DSA_GATHER_TAPER_ROWS (0: never)
   // override them for measurements.
   static constexpr int kPieceCap = 16;
   static constexpr size_t kKvRunBytes = size_t{64} << 20;  // pages per step of a KV load
   int64_t piece_rows_ = 256;
   int64_t gather_piece_rows_ = 512;
-  int max_pieces_ = 4;
+  static constexpr int kMaxPiecesPipeline = 2, kMaxPiecesIndexer = 3, kMaxPiecesAttention = 4;
+  std::optional<int> max_pieces_set_;  // DSA_MAX_PIECES
   static constexpr int64_t kGatherTaperRows = 3072;  // every slice of the batch this long: tapered
   std::optional<int64_t> gather_taper_rows_set_;     // DSA_GATHER_TAPER_ROWS (then for attention too)
   // The indexer's gather pieces grow 1.5x each instead, untapered: its kernels take ~0.3 us a

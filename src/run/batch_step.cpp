@@ -191,10 +191,10 @@ std::string BatchStep::transport() const {
     std::string how = comm::NcclComm::library_version() + " (device to device";
     if (streamed_.splits()) {
       how += ", streamed in pieces of >= " + std::to_string(streamed_.min_rows) + " rows";
-      if (streamed_.growth > 1) {
+      if (streamed_.growth != 1) {
         char growth[32];
         std::snprintf(growth, sizeof growth, "%.2g", streamed_.growth);
-        how += std::string(" (as many), growing ") + growth + "x each";
+        how += std::string(" (as many), each ") + growth + "x the one before";
       }
       if (streamed_.tapered)
         how += ", tapered from " + std::to_string(streamed_.taper_from()) + "-row slices";

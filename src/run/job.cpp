@@ -210,9 +210,9 @@ int run_job(const JobOptions& o, const comm::World& world) {
     for (const plan::BatchPlan& p : plans) max_rows = std::max(max_rows, p.end(world.rank()) - p.begin(world.rank()));
     backend->reserve(o.stage, max_rows, world.is_root() ? max_batch_rows : max_rows, max_seq_len, info.max_num_pages);
   };
-  // The batches' reader (section 5 uses it). A rank's rows of a batch: read straight into the backend's staging buffers of the batch's
-  // slot where it has them (page-locked memory on a GPU, which uploads at the full link
-  // rate), else into host vectors.
+  // The batches' reader (section 5 uses it). A rank's rows of a batch: read straight into the
+  // backend's staging buffers of the batch's slot where it has them (page-locked memory on a
+  // GPU, which uploads at the full link rate), else into host vectors.
   const int me = world.rank();
   double background_read = 0, background_write = 0;  // seconds the reader and writer spent
   struct Slice {
@@ -228,6 +228,9 @@ int run_job(const JobOptions& o, const comm::World& world) {
       const io::RowBuffers staging = backend->staging(static_cast<int>(b % 2));
       if (staging.capacity >= count) {
         s.rows = workload->read_rows_into(first, count, staging);
+        // On a GPU the rows start up now, behind the batch computing, so that this batch
+        // does not wait for its first piece's upload.
+        backend->upload_ahead(o.stage, s.rows, static_cast<int>(b % 2));
       } else {
         s.owned = workload->read_rows(first, count);
         s.rows = io::view(s.owned);  // moving the Slice keeps the vectors' memory where it is
@@ -291,10 +294,11 @@ int run_job(const JobOptions& o, const comm::World& world) {
   report.mark_setup_done();
 
   // --- 5. The batches. --------------------------------------------------------------------------
-  // Overlapped: batch b+1's rows are read (a reader thread) while batch b computes, and rank 0
-  // writes batch b (a writer thread) while batch b+1 computes; results alternate between two
-  // host buffer sets so the write and the next download never share one. The io layer keeps
-  // those two threads out of HDF5 at the same time.
+  // Overlapped: batch b+1's rows are read (a reader thread) and start up to the GPU
+  // (upload_ahead) while batch b computes, and rank 0 writes batch b (a writer thread) while
+  // batch b+1 computes; results alternate between two host buffer sets so the write and the
+  // next download never share one. The io layer keeps those two threads out of HDF5 at the
+  // same time.
   const float sm_scale = sm_scale_of(info);
   Watchdog watchdog(o.timeout, world.rank());
   std::future<void> writing;  // rank 0: the previous batch's write

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "kernels/shapes.hpp"
@@ -261,6 +262,67 @@ TEST_P(BackendTest, OneBatchComesDownWhileTheNextComputes) {
       }
       backend->use_result_set(0);
     }
+  }
+}
+
+// What the job relies on when its reader starts a batch's rows up to the GPU while the batch
+// before computes (upload_ahead, from the reader's thread): the batch computed from rows that
+// came ahead gives the results of the batch computed alone, and so does the batch it overlapped;
+// rows re-staged after an upload_ahead are computed as they are now, not as they were sent
+// (same slot, same count, other rows); and an upload_ahead that no compute() takes up is
+// harmless. The CPU backend ignores upload_ahead: the same results, as the job relies on.
+TEST_P(BackendTest, RowsUploadedAheadGiveTheResultsOfTheirOwnBatch) {
+  const int64_t half = rows_count_ / 2;
+  const float sm_scale = float(plan_.config.sm_scale);
+  // Rows with the datasets the stage reads (those the staging buffers hold), as the job reads them.
+  auto for_stage = [](io::QueryRows rows, io::Stage stage) {
+    if (!io::stage_needs_indexer_data(stage)) {
+      rows.seq_lens.clear();
+      rows.block_table.clear();
+      rows.q_index.clear();
+      rows.weights.clear();
+    }
+    if (!io::stage_needs_attention_data(stage)) {
+      rows.q_nope.clear();
+      rows.q_pe.clear();
+    }
+    if (stage != io::Stage::attention) rows.sparse_indices.clear();
+    return rows;
+  };
+  auto same = [&](const Results& want, const ResultRows& got, io::Stage stage) {
+    if (io::writes_topk(stage))
+      EXPECT_EQ(0, std::memcmp(got.topk, want.topk.data(), want.topk.size() * sizeof(int32_t)));
+    if (io::writes_attention(stage)) {
+      EXPECT_EQ(0, std::memcmp(got.output, want.output.data(), want.output.size() * sizeof(uint16_t)));
+      EXPECT_EQ(0, std::memcmp(got.lse, want.lse.data(), want.lse.size() * sizeof(float)));
+    }
+  };
+  for (io::Stage stage : {io::Stage::indexer, io::Stage::attention, io::Stage::pipeline}) {
+    SCOPED_TRACE(io::stage_name(stage));
+    ASSERT_FALSE(rows_.sparse_indices.empty()) << "the demo rows carry attention's ids";
+    const Results a_alone = run(stage, rows_, 0, half), b_alone = run(stage, rows_, half, half);
+    backend_->reserve(stage, rows_count_, rows_count_, max_seq_len_, plan_.max_num_pages);
+    const io::QueryRows a = for_stage(io::slice_rows(rows_, 0, half), stage),
+                        b = for_stage(io::slice_rows(rows_, half, half), stage);
+    // A computes while B's rows are sent ahead from another thread, then B computes from them.
+    const io::RowsView va = staged(*backend_, a, 0);
+    const io::RowsView vb = staged(*backend_, b, 1);
+    std::thread reader([&] { backend_->upload_ahead(stage, vb, 1); });
+    backend_->compute(stage, va, sm_scale);
+    reader.join();
+    same(a_alone, backend_->host_results(stage, half, 0), stage);
+    backend_->compute(stage, vb, sm_scale);
+    same(b_alone, backend_->host_results(stage, half, 1), stage);
+    // A's rows sent ahead with nothing computing, then slot 0 re-staged with B's rows (the same
+    // count): B's results.
+    backend_->upload_ahead(stage, staged(*backend_, a, 0), 0);
+    const io::RowsView vb0 = staged(*backend_, b, 0);
+    backend_->compute(stage, vb0, sm_scale);
+    same(b_alone, backend_->host_results(stage, half, 0), stage);
+    // Rows sent ahead that no call takes up (a call of other rows comes instead).
+    backend_->upload_ahead(stage, staged(*backend_, b, 1), 1);
+    backend_->compute(stage, staged(*backend_, a, 0), sm_scale);
+    same(a_alone, backend_->host_results(stage, half, 0), stage);
   }
 }
 

@@ -229,13 +229,14 @@ TEST(Pieces, TaperedCutsHaveHalfPiecesAtBothEnds) {
   }
 }
 
-// Growing pieces: as many as equal pieces would be, each about `growth` times the one before,
-// every row in exactly one piece; a tapered slice stays tapered.
+// Growing pieces: as many as equal pieces would be, each about `growth` times the one before
+// (growth < 1: shrinking), every row in exactly one piece; a tapered slice stays tapered.
 TEST(Pieces, GrowingPiecesKeepTheCountAndGrowByTheFactor) {
   EXPECT_EQ(piece_cuts(4096, {512, 4, false, 256, 0, 1.5}), (std::vector<int64_t>{0, 504, 1260, 2395, 4096}));
   EXPECT_EQ(piece_cuts(1024, {512, 4, false, 256, 0, 2.0}), (std::vector<int64_t>{0, 341, 1024}));
   EXPECT_EQ(piece_cuts(511, {512, 4, false, 256, 0, 1.5}), (std::vector<int64_t>{0, 511}));  // one piece
-  for (double growth : {1.3, 1.5, 2.0}) {
+  EXPECT_EQ(piece_cuts(4096, {512, 4, false, 256, 0, 1 / 1.5}), (std::vector<int64_t>{0, 1701, 2836, 3592, 4096}));
+  for (double growth : {1 / 1.5, 1.3, 1.5, 2.0}) {
     for (int64_t rows = 1; rows < 9000; rows += 61) {
       const Pieces equal{512, 4, false, 256};
       Pieces grown = equal;
@@ -253,6 +254,8 @@ TEST(Pieces, GrowingPiecesKeepTheCountAndGrowByTheFactor) {
   EXPECT_EQ(piece_cuts(4096, both), piece_cuts(4096, {512, 4, true, 256}));
   both.tapered = false;
   both.growth = INFINITY;
+  EXPECT_THROW(piece_cuts(4096, both), Error);
+  both.growth = -1;
   EXPECT_THROW(piece_cuts(4096, both), Error);
 }
 
