@@ -43,9 +43,10 @@ double max_part_work(const std::vector<double>& work, const std::vector<int64_t>
 // `short_rows`: a slice too short for two pieces of min_rows still goes in two pieces where each
 // has at least short_rows rows (0: never): large pieces (fewer NCCL groups and kernel tails) for
 // long slices without giving up the overlap on short ones.
-// `growth` (> 1, where a slice is not tapered): the same number of pieces, each `growth` times
-// the rows of the one before (the first then smaller than min_rows): a short first upload, and
-// later uploads that stay ahead of the kernels of the piece before them, for a longer last piece.
+// `growth` (not 1, where a slice is not tapered): the same number of pieces, each `growth` times
+// the rows of the one before. Above 1 the first is then smaller than min_rows: a short first
+// upload, and later uploads that stay ahead of the kernels of the piece before them, for a
+// longer last piece; below 1 the pieces shrink (for measurements).
 struct Pieces {
   int64_t min_rows = 0;
   int max = 1;

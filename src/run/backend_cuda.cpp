@@ -60,18 +60,18 @@ class CudaBackend final : public Backend {
   struct InputSet {
     DeviceBuffer q_index, weights, seq_lens, block_table, q_nope, q_pe, ids;  // ids: attention's input
   };
-  // An upload_ahead into an input set: the rows (a view of staging set `slot`), not yet used by
-  // compute(); enqueued or still to be, in chunks of `chunk` rows, each completing a pair of
-  // events (ahead_index_: the indexer's inputs of the chunk, ahead_all_: all of them).
+  // An upload_ahead into an input set: the rows (a view of staging set `slot`) of the stage
+  // reserve() sized for, not yet used by compute(); enqueued or still to be, in chunks of `chunk`
+  // rows, each completing a pair of events (ahead_index_: the indexer's inputs of the chunk,
+  // ahead_all_: all of them).
   struct Ahead {
     bool valid = false, enqueued = false;
     int slot = 0;
-    io::Stage stage = io::Stage::pipeline;
     io::RowsView rows;
     int64_t chunk = 1;
     int chunks() const { return static_cast<int>((rows.count + chunk - 1) / chunk); }
-    bool same_rows(io::Stage s, const io::RowsView& r) const {
-      return s == stage && r.count == rows.count && r.max_num_pages == rows.max_num_pages &&
+    bool same_rows(const io::RowsView& r) const {
+      return r.count == rows.count && r.max_num_pages == rows.max_num_pages &&
              r.seq_lens == rows.seq_lens && r.block_table == rows.block_table && r.q_index == rows.q_index &&
              r.weights == rows.weights && r.q_nope == rows.q_nope && r.q_pe == rows.q_pe &&
              r.sparse_indices == rows.sparse_indices;
@@ -238,25 +238,22 @@ class CudaBackend final : public Backend {
     size_t total = more_bytes(needs);
     size_t free_bytes = 0, device_bytes = 0;
     DSA_CHECK_CUDA(cudaMemGetInfo(&free_bytes, &device_bytes));
-    // A second result set where it fits beside the rest (with a margin), so that one batch's
-    // results go down while the next batch computes; else one, and compute() waits for them.
-    std::vector<Need> second;
-    result_needs(dev_[1], second);
-    result_sets_ = max_result_sets_ > 1 && total + more_bytes(second) + (size_t{256} << 20) < free_bytes ? 2 : 1;
-    if (result_sets_ == 2) {
-      needs.insert(needs.end(), second.begin(), second.end());
-      total += more_bytes(second);
-    }
-    res_ %= result_sets_;
-    // Likewise a second input set, for upload_ahead.
-    std::vector<Need> second_inputs;
+    // A second set of `extra` where `wanted` allows it and it fits beside the rest (with a
+    // margin): then 2 sets, its buffers added to the needs; else 1.
+    auto second_set_if_fits = [&](const std::vector<Need>& extra, int wanted) {
+      if (wanted < 2 || total + more_bytes(extra) + (size_t{256} << 20) >= free_bytes) return 1;
+      needs.insert(needs.end(), extra.begin(), extra.end());
+      total += more_bytes(extra);
+      return 2;
+    };
+    // A second result set, so that one batch's results go down while the next batch computes
+    // (with one, compute() waits for them); then a second input set, for upload_ahead.
+    std::vector<Need> second_results, second_inputs;
+    result_needs(dev_[1], second_results);
     input_needs(in_[1], second_inputs);
-    input_sets_ =
-        max_input_sets_ > 1 && total + more_bytes(second_inputs) + (size_t{256} << 20) < free_bytes ? 2 : 1;
-    if (input_sets_ == 2) {
-      needs.insert(needs.end(), second_inputs.begin(), second_inputs.end());
-      total += more_bytes(second_inputs);
-    }
+    result_sets_ = second_set_if_fits(second_results, max_result_sets_);
+    res_ %= result_sets_;
+    input_sets_ = second_set_if_fits(second_inputs, max_input_sets_);
     DSA_REQUIRE(total < free_bytes, "dsa-run: batch slices of up to ", max_rows, " rows (", held,
                 " held; seq_len up to ", max_seq_len, ") need ", double(total) / 1e9, " GB more on ", name_,
                 " beside the KV caches, which leave ", double(free_bytes) / 1e9,
@@ -295,15 +292,8 @@ class CudaBackend final : public Backend {
       // The set is about to be rewritten: an upload_ahead of its previous rows must have read
       // them, and no later compute() may take its copies for the new rows.
       std::lock_guard<std::mutex> lock(ahead_mutex_);
-      for (int s = 0; s < 2; ++s) {
-        Ahead& a = ahead_[s];
-        if (!a.valid || a.slot != slot) continue;
-        if (a.enqueued) {
-          DSA_CHECK_CUDA(cudaSetDevice(device_));  // the caller may be another thread
-          DSA_CHECK_CUDA(cudaEventSynchronize(ahead_all_[s][a.chunks() - 1]));
-        }
-        a.valid = false;
-      }
+      for (int s = 0; s < 2; ++s)
+        if (ahead_[s].valid && ahead_[s].slot == slot) forget_ahead(s);
     }
     StagingSet& set = staging_[slot];
     io::RowBuffers b;
@@ -334,7 +324,6 @@ class CudaBackend final : public Backend {
     a = Ahead{};
     a.valid = true;
     a.slot = slot;
-    a.stage = stage;
     a.rows = rows;
     a.chunk = std::max<int64_t>(kAheadChunkRows, (rows.count + kAheadChunks - 1) / kAheadChunks);
     // The copies go after those of a compute() in progress (which waits for its own first
@@ -352,26 +341,25 @@ class CudaBackend final : public Backend {
     const bool index = stage != io::Stage::attention, attend = stage != io::Stage::indexer;
     // The input set: the one an upload_ahead of these very rows filled (no copies of our own),
     // else one that no pending upload_ahead holds.
+    int set = -1;
     int64_t ahead_chunk = 0;  // > 0: the rows came ahead, a pair of events per this many rows
     {
       std::lock_guard<std::mutex> lock(ahead_mutex_);
-      cur_ = -1;
-      for (int s = 0; s < input_sets_ && cur_ < 0; ++s) {
+      for (int s = 0; s < input_sets_ && set < 0; ++s) {
         Ahead& a = ahead_[s];
-        if (!a.valid || !a.same_rows(stage, rows)) continue;
+        if (!a.valid || !a.same_rows(rows)) continue;
         if (!a.enqueued) enqueue_ahead(s);
         a.valid = false;
-        cur_ = s;
+        set = s;
         ahead_chunk = a.chunk;
       }
-      for (int s = 0; s < input_sets_ && cur_ < 0; ++s)
-        if (!ahead_[s].valid) cur_ = s;
-      if (cur_ < 0) {  // both sets hold other rows' uploads (never in the job): forget the first
-        if (ahead_[0].enqueued) DSA_CHECK_CUDA(cudaEventSynchronize(ahead_all_[0][ahead_[0].chunks() - 1]));
-        ahead_[0].valid = false;
-        cur_ = 0;
+      for (int s = 0; s < input_sets_ && set < 0; ++s)
+        if (!ahead_[s].valid) set = s;
+      if (set < 0) {  // both sets hold other rows' uploads (never in the job): forget the first
+        forget_ahead(0);
+        set = 0;
       }
-      computing_set_ = cur_;
+      computing_set_ = set;
       compute_copies_enqueued_ = ahead_chunk > 0;
     }
     struct Computing {  // however compute() ends, no compute() is in progress after it
@@ -382,7 +370,7 @@ class CudaBackend final : public Backend {
         b.compute_copies_enqueued_ = false;
       }
     } computing{*this};
-    InputSet& in = in_[cur_];
+    InputSet& in = in_[set];
     // Large slices go in pieces: piece p+1's rows upload on the copy stream while piece p's
     // kernels run, and piece p's results can leave (listener) while piece p+1's run. Each piece
     // has at least min_slice_rows rows, so every row is computed as in one call of the whole
@@ -415,13 +403,13 @@ class CudaBackend final : public Backend {
       int32_t* ids = index ? checked<int32_t>(dev_[res_].topk, size_t(rows.count) * kTopK) + r0 * kTopK
                            : checked<int32_t>(in.ids, size_t(rows.count) * kTopK) + r0 * kTopK;
       if (index) {
-        DSA_CHECK_CUDA(cudaStreamWaitEvent(stream_, ahead_chunk > 0 ? ahead_index_[cur_][chunk] : uploaded_index_[p], 0));
+        DSA_CHECK_CUDA(cudaStreamWaitEvent(stream_, ahead_chunk > 0 ? ahead_index_[set][chunk] : uploaded_index_[p], 0));
         mark(Phase::upload);  // the upload time the kernels waited for
         launch_indexer(in, rows, r0, r1, ids);
         mark(Phase::index);
       }
       if (attend) {
-        DSA_CHECK_CUDA(cudaStreamWaitEvent(stream_, ahead_chunk > 0 ? ahead_all_[cur_][chunk] : uploaded_[p], 0));
+        DSA_CHECK_CUDA(cudaStreamWaitEvent(stream_, ahead_chunk > 0 ? ahead_all_[set][chunk] : uploaded_[p], 0));
         mark(Phase::upload);
         launch_attention(in, r0, r1, ids, sm_scale);  // pipeline: the indexer's ids never leave the device
         mark(Phase::attend);
@@ -438,7 +426,7 @@ class CudaBackend final : public Backend {
       for (int s = 0; s < input_sets_; ++s)
         if (ahead_[s].valid && !ahead_[s].enqueued) enqueue_ahead(s);
     }
-    DSA_CHECK_CUDA(cudaEventRecord(inputs_free_[cur_], stream_));  // for the next upload into this set
+    DSA_CHECK_CUDA(cudaEventRecord(inputs_free_[set], stream_));  // for the next upload into this set
     finish();
   }
 
@@ -592,17 +580,28 @@ class CudaBackend final : public Backend {
     if (stage == io::Stage::attention) up(in.ids, rows.sparse_indices, kTopK);
   }
 
+  // Drops ahead_[set], once its copies (if enqueued) have read the staging buffers. Called with
+  // ahead_mutex_ held, possibly from another thread than compute()'s.
+  void forget_ahead(int set) {
+    Ahead& a = ahead_[set];
+    if (a.enqueued) {
+      DSA_CHECK_CUDA(cudaSetDevice(device_));
+      DSA_CHECK_CUDA(cudaEventSynchronize(ahead_all_[set][a.chunks() - 1]));
+    }
+    a.valid = false;
+  }
+
   // Enqueues the copies of ahead_[set] on the copy stream, once the last kernels that read that
   // input set are done. Called with ahead_mutex_ held.
   void enqueue_ahead(int set) {
     Ahead& a = ahead_[set];
-    const bool index = io::stage_needs_indexer_data(a.stage), attend = io::stage_needs_attention_data(a.stage);
+    const bool index = io::stage_needs_indexer_data(stage_), attend = io::stage_needs_attention_data(stage_);
     DSA_CHECK_CUDA(cudaStreamWaitEvent(copy_stream_, inputs_free_[set], 0));
     for (int c = 0; c < a.chunks(); ++c) {
       const int64_t r0 = c * a.chunk, r1 = std::min(r0 + a.chunk, a.rows.count);
-      if (index) upload_piece(in_[set], a.stage, a.rows, r0, r1, Part::index);
+      if (index) upload_piece(in_[set], stage_, a.rows, r0, r1, Part::index);
       DSA_CHECK_CUDA(cudaEventRecord(ahead_index_[set][c], copy_stream_));
-      if (attend) upload_piece(in_[set], a.stage, a.rows, r0, r1, Part::attend);
+      if (attend) upload_piece(in_[set], stage_, a.rows, r0, r1, Part::attend);
       DSA_CHECK_CUDA(cudaEventRecord(ahead_all_[set][c], copy_stream_));
     }
     a.enqueued = true;
@@ -701,7 +700,6 @@ class CudaBackend final : public Backend {
   InputSet in_[2];
   int input_sets_ = 1;      // how many reserve() made
   int max_input_sets_ = 2;  // DSA_UPLOAD_AHEAD=0: one (upload_ahead does nothing; for comparisons)
-  int cur_ = 0;             // the input set of the compute() in progress (its thread only)
   // upload_ahead may come from another thread: what it shares with compute() and staging().
   std::mutex ahead_mutex_;
   Ahead ahead_[2];

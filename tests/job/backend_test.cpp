@@ -290,8 +290,9 @@ TEST_P(BackendTest, RowsUploadedAheadGiveTheResultsOfTheirOwnBatch) {
     return rows;
   };
   auto same = [&](const Results& want, const ResultRows& got, io::Stage stage) {
-    if (io::writes_topk(stage))
+    if (io::writes_topk(stage)) {
       EXPECT_EQ(0, std::memcmp(got.topk, want.topk.data(), want.topk.size() * sizeof(int32_t)));
+    }
     if (io::writes_attention(stage)) {
       EXPECT_EQ(0, std::memcmp(got.output, want.output.data(), want.output.size() * sizeof(uint16_t)));
       EXPECT_EQ(0, std::memcmp(got.lse, want.lse.data(), want.lse.size() * sizeof(float)));
