@@ -244,7 +244,7 @@ std::vector<BenchRow> bench_attention(const BenchConfig& config) {
     for (const auto& [label, tuning] : small_variants) fib_suite(label, tuning, config.flush, false);
     fib_suite(" far", {}, config.flush, true);
     // One row, the first `valid` of its decode ids (pages scattered over the cache), per launch shape.
-    const int probe_valid[] = {0, 1, 16, 32, 64, 128, 512, 2048};
+    const int probe_valid[] = {0, 1, 16, 32, 64, 96, 128, 512, 2048};
     for (int valid : probe_valid)
       for (const auto& [label, tuning] : small_variants) {
         if (!plan_ok(1, tuning)) continue;
@@ -278,12 +278,15 @@ std::vector<BenchRow> bench_attention(const BenchConfig& config) {
     DSA_CHECK_CUDA(cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, dev));
     std::printf("# trace: us from block entry (clock %d MHz), median/max over blocks: ids = id list ready, "
                 "t0 = Q and first tile landed, loop = main loop done, cl = cluster wait done, rx = partials received, "
-                "out = output written; spread = entry times' spread, span = first entry to last exit (globaltimer)\n",
+                "out = output written; one-shot: q = Q fragments loaded, S = logits stored, P = P visible; exchange: "
+                "stg = partials staged, snd = copies sent, mx = combine's max found, cmb = combine done; spread = "
+                "entry times' spread, span = first entry to last exit (globaltimer)\n",
                 khz / 1000);
     const std::pair<int, std::pair<std::string, cuda::AttentionTuning>> traces[] = {
         {0, {" block", {0, 1, -1}}},    {32, {" block", {0, 1, -1}}},   {2048, {" block", {0, 1, -1}}},
         {0, {" row16", {0, 16, -1}}},   {32, {" row16", {0, 16, -1}}},  {512, {" row16", {0, 16, -1}}},
-        {2048, {" row16", {0, 16, -1}}}, {0, {" row8", {0, 8, -1}}},    {512, {" row8", {0, 8, -1}}}};
+        {1024, {" row16", {0, 16, -1}}}, {2048, {" row16", {0, 16, -1}}}, {0, {" row8", {0, 8, -1}}},
+        {512, {" row8", {0, 8, -1}}}};
     constexpr int kSlots = cuda::attn::kTraceSlots;
     for (const auto& [valid, lt] : traces) {
       cuda::AttentionTuning tuning = lt.second;
@@ -307,8 +310,9 @@ std::vector<BenchRow> bench_attention(const BenchConfig& config) {
       DSA_CHECK_CUDA(cudaStreamSynchronize(stream));
       const double us_per_cycle = 1.0 / (khz / 1000.0);
       std::string line = concat("# trace valid=", valid, lt.first, ":");
-      const char* names[] = {"ids", "t0", "loop", "cl", "rx", "out"};  // slots 2 .. 7
-      for (int k = 0; k < 6; ++k) {
+      const char* names[] = {"ids", "t0", "loop", "cl",  "rx",  "out", "q",
+                             "S",   "P",  "stg",  "snd", "mx",  "cmb"};  // slots 2 .. 14
+      for (int k = 0; k < 13; ++k) {
         const int slot = 2 + k;
         std::vector<double> v;
         for (int64_t b = 0; b < plan.blocks; ++b) {

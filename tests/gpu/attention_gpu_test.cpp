@@ -381,7 +381,7 @@ TEST(AttentionGpu, FewRowsEveryCountClass) {
 // one cluster) and with one block.
 TEST(AttentionGpu, OneRowEveryCount) {
   REQUIRE_GPU();
-  for (int valid : {0, 1, 7, 16, 17, 33, 64, 255, 256, 257, 1000, 2047, 2048}) {
+  for (int valid : {0, 1, 7, 16, 17, 33, 64, 96, 97, 128, 129, 255, 256, 257, 1000, 2047, 2048}) {
     SCOPED_TRACE(::testing::Message() << "valid " << valid);
     CaseSpec c;
     c.rows = 1;

@@ -16,13 +16,16 @@
 //      (sm_scale * log2 e folded in, fp32), and accumulates O[16, 64*w .. 64*w+63] += P V, the
 //      same ckv tile serving as V (ldmatrix.trans). The logits of tile i+1 are computed in the
 //      same barrier interval as the softmax and P V of tile i (logits double-buffered), so a
-//      tile costs one barrier and the two MMA streams may interleave;
-//   4. with one split: normalises and writes bf16 output and the base-2 LSE. With several, the
-//      splits of a row form one thread-block cluster: each block stages its partial of every
+//      tile costs one barrier and the two MMA streams may interleave. A block with at most
+//      kOneShotTiles tiles (short rows; the splits of few rows) instead gathers them all at once
+//      and scores them together, then one exact softmax and one P V: three barriers in all;
+//   4. with one split (or a row short enough for its cluster's first block to take it alone,
+//      the others leaving at once): normalises and writes bf16 output and the base-2 LSE. With
+//      several, the splits of a row form one thread-block cluster: each block stages its partial of every
 //      head in its idle stages and bulk-copies each peer's heads into that peer's shared memory
 //      (cp.async.bulk into distributed shared memory, counted on the receiver's mbarrier), and
-//      each block combines its heads by base-2 LSE: no workspace, no second launch, no cluster
-//      barrier after the exchange.
+//      each block combines its heads by base-2 LSE (each split's weight computed once per head):
+//      no workspace, no second launch, no cluster barrier after the exchange.
 // A row (or split) with no valid id ends with m = -inf, l = 0 and writes zeros and -inf.
 #pragma once
 
@@ -30,6 +33,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/attention/portable/sparse_mla_params.hpp"
 
@@ -176,7 +180,8 @@ __global__ void __launch_bounds__(kThreads, 1) sparse_mla_fwd_kernel(const __gri
 
   extern __shared__ __align__(128) uint8_t smem[];
   uint8_t* stage_mem = smem;                                                    // [kStages][kStageBytes]
-  int32_t* id_list = reinterpret_cast<int32_t*>(smem + size_t(kStages) * kStageBytes);  // [2048]
+  uint8_t* q_mem = smem + size_t(kStages) * kStageBytes;                        // [16][576] bf16, swizzled
+  int32_t* id_list = reinterpret_cast<int32_t*>(q_mem + kQBytes);               // [2048]
   float* s_part = reinterpret_cast<float*>(id_list + kTopK);  // [2 buffers][2 halves][16][kSPartStride]
   int* warp_count = reinterpret_cast<int*>(s_part + kSPartFloats);             // [8]
   // Split mode only (after a 128-byte pad): the partials the cluster's blocks send to this
@@ -210,9 +215,9 @@ __global__ void __launch_bounds__(kThreads, 1) sparse_mla_fwd_kernel(const __gri
     if (tid == 0) dev::mbar_init(recv_mbar);
     dev::cluster_arrive_relaxed();
   }
-  // Q (16 x 576 bf16, 18 KB) lands in the last stage (free until the loop's first refill) with
-  // the first copies, in a swizzled [16][72 chunks] layout that ldmatrix reads as A fragments.
-  const uint32_t q_stage = dev::smem_u32(stage_mem) + static_cast<uint32_t>((kStages - 1) * kStageBytes);
+  // Q (16 x 576 bf16, 18 KB) lands in its own region with the first copies, in a swizzled
+  // [16][72 chunks] layout that ldmatrix reads as A fragments.
+  const uint32_t q_stage = dev::smem_u32(q_mem);
   for (int idx = tid; idx < kHeads * (kQkDim / 8); idx += kThreads) {
     const int h = idx / (kQkDim / 8), c = idx % (kQkDim / 8);
     const uint16_t* src = c < kCkvDim / 8 ? p.q_nope + (row * kHeads + h) * kCkvDim + c * 8
@@ -266,13 +271,22 @@ __global__ void __launch_bounds__(kThreads, 1) sparse_mla_fwd_kernel(const __gri
     for (int k = 0; k < 8; ++k)
       if ((valid_bits >> k) & 1u) id_list[pos++] = ids[k];
   }
+  // A short row split over a cluster is taken whole by its first block, which writes the
+  // output itself; the other blocks leave. Spreading a tile or two saves less than the split
+  // exchange costs (staging, DSMEM copies, combine: about 2 us on an H200).
+  const bool alone = splits > 1 && total <= kAloneMaxIds;
   // This split's share of the valid ids.
-  const int lo = static_cast<int>(int64_t(total) * split / splits);
-  const int hi = static_cast<int>(int64_t(total) * (split + 1) / splits);
+  const int lo = alone ? 0 : static_cast<int>(int64_t(total) * split / splits);
+  const int hi = alone ? total : static_cast<int>(int64_t(total) * (split + 1) / splits);
   const int count = hi - lo;
   const int ntiles = (count + kTileTokens - 1) / kTileTokens;
   __syncthreads();  // id_list complete
   stamp(2);
+  if (alone && split != 0) {
+    dev::cp_async_wait<0>();  // the Q copies land before this block's shared memory is released
+    if (trace) trace[kTraceSlots - 1] = dev::global_ns();
+    return;
+  }
 
   // ---- 2. Gather: tile t -> stage s. Thread t copies token row t/8: 16-byte chunks t%8 + 8k of
   // its ckv row (k = 0..7, so 8 threads cover 128 contiguous bytes per instruction) and chunk
@@ -419,54 +433,187 @@ __global__ void __launch_bounds__(kThreads, 1) sparse_mla_fwd_kernel(const __gri
     }
   };
 
-  // Pipeline: tile t lands in stage t % kStages. Iteration i scores tile i+1 while it attends
-  // to tile i (logits double-buffered in s_part), so one barrier per tile suffices; loads run
-  // kStages-2 tiles ahead of the tile being scored.
+  // This warp's Q fragments, once the Q copies have landed and are visible.
+  auto load_q = [&]() {
+    const int hr = (lane & 7) + ((lane >> 3) & 1) * 8;  // A-fragment row this lane addresses
 #pragma unroll
-  for (int t = 0; t < kStages - 1; ++t) {
-    if (t < ntiles) issue_tile(t, t);
-    dev::cp_async_commit();
-  }
-  if (ntiles > 0) {
-    dev::cp_async_wait<kStages - 2>();
-    stamp(3);
-    __syncthreads();  // Q and tile 0 visible
-    {
-      const int hr = (lane & 7) + ((lane >> 3) & 1) * 8;  // A-fragment row this lane addresses
-#pragma unroll
-      for (int ks = 0; ks < 18; ++ks)
-        dev::ldmatrix_x4(q_stage + dev::swizzle(hr, 36 * kh + 2 * ks + (lane >> 4), kQkDim * 2), qf[ks]);
-    }
-    score_tile(stage0, s_part, min(kTileTokens, count));
-  }
-  int stage = 0;
-  for (int i = 0; i < ntiles; ++i) {
-    dev::cp_async_wait<kStages - 3>();
-    __syncthreads();  // tile i+1 visible; logits of tile i complete; every warp done with iteration i-1
-    const int next_stage = stage + 1 == kStages ? 0 : stage + 1;
-    if (i + kStages - 1 < ntiles) issue_tile(i + kStages - 1, stage == 0 ? kStages - 1 : stage - 1);
-    dev::cp_async_commit();
-    // Past the last tile this scores whatever the stage holds into a buffer nobody reads: kept
-    // unconditional so that it interleaves with attend_tile.
-    score_tile(stage0 + static_cast<uint32_t>(next_stage * kStageBytes), s_part + ((i + 1) & 1) * kSPartBufFloats,
-               min(kTileTokens, count - (i + 1) * kTileTokens));
-    attend_tile(stage0 + static_cast<uint32_t>(stage * kStageBytes), s_part + (i & 1) * kSPartBufFloats);
-    stage = next_stage;
-  }
-  dev::cp_async_wait<0>();  // only empty groups can be left; keep the invariant explicit
-  stamp(4);
+    for (int ks = 0; ks < 18; ++ks)
+      dev::ldmatrix_x4(q_stage + dev::swizzle(hr, 36 * kh + 2 * ks + (lane >> 4), kQkDim * 2), qf[ks]);
+  };
 
+  // 3c. One shot, for kNt <= kOneShotTiles tiles (short rows, and the splits of few rows): every
+  // tile is gathered at once, then all logits, one exact softmax and one P V, with three block
+  // barriers in all. The per-tile loop below is a chain of dependent steps per tile (logits,
+  // max, exp2, P V, barrier) that leaves the tensor cores mostly idle; here the warps score
+  // every tile together (warp (jt, kh): tokens 8 jt .. 8 jt + 7 of each tile), the softmax is
+  // shared out (two heads per warp) and P V runs 2 kNt k-steps back to back.
   float l_tot[2];
+  float* const s_all = reinterpret_cast<float*>(id_list);  // [2 halves][16][kSAllStride]
+  constexpr int kPRowBytes = kOneShotTiles * kTileTokens * 2;
+  const uint32_t p_hi = q_stage, p_lo = q_stage + kPAllBytes;  // [16][128] bf16, swizzled
+  float2* const ml_all = reinterpret_cast<float2*>(q_mem + 2 * kPAllBytes);  // [16] (m, l)
+  auto one_shot = [&](auto tiles_tag) {
+    constexpr int kNt = decltype(tiles_tag)::value;
+    static_assert(kNt >= 1 && kNt <= kOneShotTiles && kNt <= kStages, "one-shot tiles fit the stages");
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    float l = l_run[r];
-    l += __shfl_xor_sync(0xffffffffu, l, 1);
-    l += __shfl_xor_sync(0xffffffffu, l, 2);
-    l_tot[r] = l;
+    for (int t = 0; t < kNt; ++t) issue_tile(t, t);
+    dev::cp_async_commit();
+    // Q was committed first, before the ids were read: its fragments load while the tiles fly.
+    dev::cp_async_wait<1>();
+    __syncthreads();  // Q visible
+    load_q();
+    stamp(8);
+    dev::cp_async_wait<0>();
+    stamp(3);
+    __syncthreads();  // every tile visible; every thread done reading id_list (now s_all)
+    float acc[kNt][2][4];
+#pragma unroll
+    for (int t = 0; t < kNt; ++t)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[t][0][e] = acc[t][1][e] = 0.f;
+#pragma unroll
+    for (int pp = 0; pp < 9; ++pp) {
+#pragma unroll
+      for (int t = 0; t < kNt; ++t) {
+        uint32_t b[4];
+        dev::ldmatrix_x4(stage0 + static_cast<uint32_t>(t * kStageBytes) + s_off[pp], b);
+        dev::mma_bf16(acc[t][0], qf[2 * pp], b[0], b[1]);
+        dev::mma_bf16(acc[t][1], qf[2 * pp + 1], b[2], b[3]);
+      }
+    }
+#pragma unroll
+    for (int t = 0; t < kNt; ++t) {
+      const int tok = t * kTileTokens + jt * 8 + 2 * q;
+      const bool ok0 = tok < count, ok1 = tok + 1 < count;
+      float v[4];
+#pragma unroll
+      for (int e = 0; e < 4; ++e) v[e] = (acc[t][0][e] + acc[t][1][e]) * scale_log2;
+      float* sp = s_all + kh * (kHeads * kSAllStride) + tok;
+      *reinterpret_cast<float2*>(sp + g * kSAllStride) = make_float2(ok0 ? v[0] : neg_inf, ok1 ? v[1] : neg_inf);
+      *reinterpret_cast<float2*>(sp + (g + 8) * kSAllStride) =
+          make_float2(ok0 ? v[2] : neg_inf, ok1 ? v[3] : neg_inf);
+    }
+    stamp(9);
+    __syncthreads();  // every logit written; every warp's Q in registers, so P may overwrite Q
+    // Softmax of heads 2 warp and 2 warp + 1: lane l takes tokens 4 l .. 4 l + 3.
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int h = 2 * warp + r;
+      float x[4] = {neg_inf, neg_inf, neg_inf, neg_inf};
+      if (4 * lane < kNt * kTileTokens) {
+        const float4 a = *reinterpret_cast<const float4*>(s_all + h * kSAllStride + 4 * lane);
+        const float4 b = *reinterpret_cast<const float4*>(s_all + (kHeads + h) * kSAllStride + 4 * lane);
+        x[0] = a.x + b.x, x[1] = a.y + b.y, x[2] = a.z + b.z, x[3] = a.w + b.w;  // masked: -inf in both
+      }
+      float mx = fmaxf(fmaxf(x[0], x[1]), fmaxf(x[2], x[3]));
+#pragma unroll
+      for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+      const float m_use = mx == neg_inf ? 0.f : mx;
+      float sum = 0.f;
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        x[e] = dev::exp2_approx(x[e] - m_use);
+        sum += x[e];
+      }
+#pragma unroll
+      for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+      const uint32_t at = dev::swizzle(h, lane >> 1, kPRowBytes) + (lane & 1) * 8;
+      uint2 hi;
+      hi.x = dev::pack_bf16x2(x[0], x[1]);
+      hi.y = dev::pack_bf16x2(x[2], x[3]);
+      *reinterpret_cast<uint2*>(q_mem + at) = hi;
+      if constexpr (kExactP) {
+        uint2 lo;
+        lo.x = dev::pack_bf16x2(x[0] - __uint_as_float(hi.x << 16), x[1] - __uint_as_float(hi.x & 0xffff0000u));
+        lo.y = dev::pack_bf16x2(x[2] - __uint_as_float(hi.y << 16), x[3] - __uint_as_float(hi.y & 0xffff0000u));
+        *reinterpret_cast<uint2*>(q_mem + kPAllBytes + at) = lo;
+      }
+      if (lane == 0) ml_all[h] = make_float2(mx, sum);
+    }
+    __syncthreads();  // P and (m, l) of every head written
+    stamp(10);
+    // O[16, this warp's 64 columns] = P V over k-steps of 16 tokens (V = the tiles' ckv).
+    const int hr = (lane & 7) + ((lane >> 3) & 1) * 8;
+#pragma unroll
+    for (int kk = 0; kk < 2 * kNt; ++kk) {
+      uint32_t pf[4];
+      [[maybe_unused]] uint32_t pl[4];
+      dev::ldmatrix_x4(p_hi + dev::swizzle(hr, 2 * kk + (lane >> 4), kPRowBytes), pf);
+      if constexpr (kExactP) dev::ldmatrix_x4(p_lo + dev::swizzle(hr, 2 * kk + (lane >> 4), kPRowBytes), pl);
+      const uint32_t st = stage0 + static_cast<uint32_t>((kk >> 1) * kStageBytes);
+      const int tok = 16 * (kk & 1) + (lane & 7) + ((lane >> 3) & 1) * 8;
+#pragma unroll
+      for (int pr = 0; pr < 4; ++pr) {
+        const int chunk = 8 * warp + 2 * pr + (lane >> 4);
+        uint32_t b[4];
+        dev::ldmatrix_x4_trans(st + dev::swizzle(tok, chunk, kCkvRowBytes), b);
+        dev::mma_bf16(o[2 * pr], pf, b[0], b[1]);
+        dev::mma_bf16(o[2 * pr + 1], pf, b[2], b[3]);
+        if constexpr (kExactP) {
+          dev::mma_bf16(o[2 * pr], pl, b[0], b[1]);
+          dev::mma_bf16(o[2 * pr + 1], pl, b[2], b[3]);
+        }
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const float2 ml = ml_all[g + 8 * r];
+      m_run[r] = ml.x;
+      l_tot[r] = ml.y;
+    }
+    stamp(4);
+  };
+
+  if (ntiles >= 1 && ntiles <= kOneShotTiles) {
+    switch (ntiles) {
+      case 1: one_shot(std::integral_constant<int, 1>{}); break;
+      case 2: one_shot(std::integral_constant<int, 2>{}); break;
+      case 3: one_shot(std::integral_constant<int, 3>{}); break;
+      default: one_shot(std::integral_constant<int, 4>{}); break;
+    }
+  } else {
+    // Pipeline: tile t lands in stage t % kStages. Iteration i scores tile i+1 while it attends
+    // to tile i (logits double-buffered in s_part), so one barrier per tile suffices; loads run
+    // kStages-2 tiles ahead of the tile being scored.
+#pragma unroll
+    for (int t = 0; t < kStages - 1; ++t) {
+      if (t < ntiles) issue_tile(t, t);
+      dev::cp_async_commit();
+    }
+    if (ntiles > 0) {
+      dev::cp_async_wait<kStages - 2>();
+      stamp(3);
+      __syncthreads();  // Q and tile 0 visible
+      load_q();
+      score_tile(stage0, s_part, min(kTileTokens, count));
+    }
+    int stage = 0;
+    for (int i = 0; i < ntiles; ++i) {
+      dev::cp_async_wait<kStages - 3>();
+      __syncthreads();  // tile i+1 visible; logits of tile i complete; every warp done with iteration i-1
+      const int next_stage = stage + 1 == kStages ? 0 : stage + 1;
+      if (i + kStages - 1 < ntiles) issue_tile(i + kStages - 1, stage == 0 ? kStages - 1 : stage - 1);
+      dev::cp_async_commit();
+      // Past the last tile this scores whatever the stage holds into a buffer nobody reads: kept
+      // unconditional so that it interleaves with attend_tile.
+      score_tile(stage0 + static_cast<uint32_t>(next_stage * kStageBytes), s_part + ((i + 1) & 1) * kSPartBufFloats,
+                 min(kTileTokens, count - (i + 1) * kTileTokens));
+      attend_tile(stage0 + static_cast<uint32_t>(stage * kStageBytes), s_part + (i & 1) * kSPartBufFloats);
+      stage = next_stage;
+    }
+    dev::cp_async_wait<0>();  // only empty groups can be left; keep the invariant explicit
+    stamp(4);
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float l = l_run[r];
+      l += __shfl_xor_sync(0xffffffffu, l, 1);
+      l += __shfl_xor_sync(0xffffffffu, l, 2);
+      l_tot[r] = l;
+    }
   }
 
-  // ---- 4a. One split: normalise and write. -----------------------------------------------
-  if (splits == 1) {
+  // ---- 4a. One split (or a short row taken alone): normalise and write. -------------------
+  if (splits == 1 || alone) {
     uint16_t* out = p.output + row * (kHeads * kCkvDim);
     const float inv0 = l_tot[0] > 0.f ? 1.f / l_tot[0] : 0.f;
     const float inv1 = l_tot[1] > 0.f ? 1.f / l_tot[1] : 0.f;
@@ -482,7 +629,7 @@ __global__ void __launch_bounds__(kThreads, 1) sparse_mla_fwd_kernel(const __gri
       p.lse[row * kHeads + g + 8] = l_tot[1] > 0.f ? m_run[1] + log2f(l_tot[1]) : neg_inf;
     }
     stamp(7);
-    if (trace) trace[8] = dev::global_ns();
+    if (trace) trace[kTraceSlots - 1] = dev::global_ns();
     return;
   }
 
@@ -511,6 +658,7 @@ __global__ void __launch_bounds__(kThreads, 1) sparse_mla_fwd_kernel(const __gri
     *reinterpret_cast<float2*>(row_g0 + kCkvDim) = make_float2(m_run[0], l_tot[0]);
     *reinterpret_cast<float2*>(row_g1 + kCkvDim) = make_float2(m_run[1], l_tot[1]);
   }
+  stamp(11);
   dev::fence_proxy_async_smem();  // the staged rows, before the copy engine reads them
   __syncthreads();                // every thread's rows staged
   dev::cluster_wait_acquire();    // every block has started and armed its mbarrier
@@ -523,46 +671,60 @@ __global__ void __launch_bounds__(kThreads, 1) sparse_mla_fwd_kernel(const __gri
                            dev::map_rank(recv_mbar, r));
     dev::bulk_commit_and_wait_read();  // the staging may not be left before it is read
   }
+  stamp(12);
   // Every block receives 16/splits heads from each of the other splits - 1 blocks: 16 - 16/splits
   // rows of kOPartStride floats (512 outputs, m, l, pad); its own rows were written above.
   if (tid == 0) dev::mbar_arrive_expect(recv_mbar, (kHeads - heads_per) * kOPartStride * 4);
   dev::mbar_wait_phase0(recv_mbar);  // all partials of our heads have landed
   stamp(6);
 
+  // Each of this block's heads once (warp hl, lane j = split): split j's weight
+  // exp2(m_j - m) / l in shared memory (the logit buffers are free by now) and the head's LSE.
+  float* const weight = s_part;  // [heads_per][kMaxSplits]
+  if (warp < heads_per) {
+    float m = neg_inf, l = 0.f;
+    if (lane < splits) {
+      const float2 ml = *reinterpret_cast<const float2*>(recv_o + (lane * heads_per + warp) * kOPartStride + kCkvDim);
+      m = ml.x;
+      l = ml.y;
+    }
+    float m_max = m;
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) m_max = fmaxf(m_max, __shfl_xor_sync(0xffffffffu, m_max, off));
+    const float w = m == neg_inf ? 0.f : dev::exp2_approx(m - m_max);  // empty split: weight 0
+    float l_sum = w * l;
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) l_sum += __shfl_xor_sync(0xffffffffu, l_sum, off);
+    const float inv = l_sum > 0.f ? 1.f / l_sum : 0.f;
+    if (lane < splits) weight[warp * kMaxSplits + lane] = w * inv;
+    if (lane == 0) p.lse[row * kHeads + h0 + warp] = l_sum > 0.f ? m_max + log2f(l_sum) : neg_inf;
+  }
+  __syncthreads();  // weights visible
+  stamp(13);
+  // Then every output element is a short sum over the splits, its loads independent of each other.
   constexpr int kQuads = kCkvDim / 4;
   uint16_t* out = p.output + row * (kHeads * kCkvDim);
   for (int item = tid; item < heads_per * kQuads; item += kThreads) {
     const int hl = item / kQuads;
     const int d = 4 * (item % kQuads);
-    float m_max = neg_inf;
-#pragma unroll
-    for (int j = 0; j < kMaxSplits; ++j)
-      if (j < splits) m_max = fmaxf(m_max, recv_o[(j * heads_per + hl) * kOPartStride + kCkvDim]);
-    float l_sum = 0.f;
     float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-#pragma unroll
-    for (int j = 0; j < kMaxSplits; ++j) {
-      if (j < splits) {
-        const float2 ml = *reinterpret_cast<const float2*>(recv_o + (j * heads_per + hl) * kOPartStride + kCkvDim);
-        const float w = ml.x == neg_inf ? 0.f : dev::exp2_approx(ml.x - m_max);  // empty split: weight 0
-        l_sum += w * ml.y;
-        const float4 v = *reinterpret_cast<const float4*>(recv_o + (j * heads_per + hl) * kOPartStride + d);
-        acc.x += w * v.x;
-        acc.y += w * v.y;
-        acc.z += w * v.z;
-        acc.w += w * v.w;
-      }
+#pragma unroll 4
+    for (int j = 0; j < splits; ++j) {
+      const float wj = weight[hl * kMaxSplits + j];
+      const float4 v = *reinterpret_cast<const float4*>(recv_o + (j * heads_per + hl) * kOPartStride + d);
+      acc.x += wj * v.x;
+      acc.y += wj * v.y;
+      acc.z += wj * v.z;
+      acc.w += wj * v.w;
     }
-    const float inv = l_sum > 0.f ? 1.f / l_sum : 0.f;
+    if (item == tid) stamp(14);
     uint2 packed;
-    packed.x = dev::pack_bf16x2(acc.x * inv, acc.y * inv);
-    packed.y = dev::pack_bf16x2(acc.z * inv, acc.w * inv);
-    const int h = h0 + hl;
-    *reinterpret_cast<uint2*>(out + h * kCkvDim + d) = packed;
-    if (d == 0) p.lse[row * kHeads + h] = l_sum > 0.f ? m_max + log2f(l_sum) : neg_inf;
+    packed.x = dev::pack_bf16x2(acc.x, acc.y);
+    packed.y = dev::pack_bf16x2(acc.z, acc.w);
+    *reinterpret_cast<uint2*>(out + (h0 + hl) * kCkvDim + d) = packed;
   }
   stamp(7);
-  if (trace) trace[8] = dev::global_ns();
+  if (trace) trace[kTraceSlots - 1] = dev::global_ns();
 }
 
 }  // namespace dsa::cuda::attn

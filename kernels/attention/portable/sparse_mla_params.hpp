@@ -26,9 +26,11 @@ struct SparseMlaParams {
   unsigned long long* trace = nullptr;
 };
 // Trace slots of a block: 0 globaltimer at entry; clock64 at 1 entry, 2 id list ready, 3 Q and
-// tile 0 landed (not written without a tile), 4 main loop done, 5 cluster wait done and
-// 6 partials received (not written with one split), 7 output written; 8 globaltimer at exit.
-inline constexpr int kTraceSlots = 9;
+// tile 0 landed (every tile, one-shot; not written without a tile), 4 main loop done, 5 cluster
+// wait done and 6 partials received (not written with one split), 7 output written; one-shot:
+// 8 Q fragments loaded (before the tiles land), 9 logits stored, 10 P visible; split exchange: 11 partials staged,
+// 12 copies sent, 13 combine's max found, 14 combine done; the last slot: globaltimer at exit.
+inline constexpr int kTraceSlots = 16;
 
 // Geometry: one block = 8 warps; a pipeline stage holds one tile of 32 gathered tokens.
 inline constexpr int kThreads = 256;
@@ -44,11 +46,24 @@ inline constexpr int kSPartBufFloats = 2 * kHeads * kSPartStride;     // two K-h
 inline constexpr int kSPartFloats = 2 * kSPartBufFloats;              // double-buffered
 inline constexpr int kOPartStride = kCkvDim + 8;                      // floats per head of a split partial (m, l at 512)
 inline constexpr int kMaxSplits = 16;
+// Rows with at most this many valid ids are not split: one block of the cluster takes them.
+inline constexpr int kAloneMaxIds = 3 * kTileTokens;
+inline constexpr int kQBytes = kHeads * kQkDim * 2;                   // Q of the row, 18 KB
+// A block with at most kOneShotTiles tiles takes them all at once (no online softmax): the
+// logits of every tile, one softmax, one P V. Its logits [2 halves][16][kSAllStride] reuse the
+// id list and the loop's logit buffers (contiguous, free once every tile is issued); P (bf16
+// hi and lo, [16][128] each) and the per-head (m, l) reuse the Q region once Q is in registers.
+inline constexpr int kOneShotTiles = 4;
+inline constexpr int kSAllStride = kOneShotTiles * kTileTokens + 8;   // floats; +8 spreads the rows' banks
+inline constexpr int kPAllBytes = kHeads * kOneShotTiles * kTileTokens * 2;  // one bf16 P, 4 KB
+static_assert(2 * kHeads * kSAllStride * 4 <= kTopK * 4 + kSPartFloats * 4, "one-shot logits fit the id list + S");
+static_assert(2 * kPAllBytes + kHeads * 8 <= kQBytes, "one-shot P and (m, l) fit the Q region");
 
 // Dynamic shared memory of the kernel with `stages` pipeline stages; `split` adds the buffer
 // that receives the other splits' partials of this block's heads.
 constexpr size_t sparse_mla_smem_bytes(int stages, bool split) {
   return size_t(stages) * kStageBytes      // gathered ckv + kpe tiles
+         + size_t(kQBytes)                 // Q, swizzled for ldmatrix
          + size_t(kTopK) * 4               // the row's compacted valid ids
          + size_t(kSPartFloats) * 4        // partial logits of the two K-halves, two tiles
          + size_t(kWarps) * 4              // per-warp valid counts (compaction scan)
