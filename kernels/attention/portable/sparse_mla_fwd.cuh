@@ -612,21 +612,36 @@ __global__ void __launch_bounds__(kThreads, 1) sparse_mla_fwd_kernel(const __gri
     }
   }
 
-  // ---- 4a. One split (or a short row taken alone): normalise and write. -------------------
+  // ---- 4a. One split (or a short row taken alone): normalise and write. The bf16 row goes
+  // through shared memory so that each warp store writes 512 contiguous bytes: the fragments'
+  // own layout (16 bytes in each of 8 rows per store) kept the store path busy for about 1 us.
+  // The staging is a region nobody reads any more: the one-shot logits (read before P was
+  // published; with no tile, the unused id list) or, after the loop, Q (in registers since the
+  // loop's first barrier; with no tile, other threads' Q copies could still be landing there).
   if (splits == 1 || alone) {
-    uint16_t* out = p.output + row * (kHeads * kCkvDim);
+    uint8_t* const ostage = ntiles <= kOneShotTiles ? reinterpret_cast<uint8_t*>(id_list) : q_mem;
     const float inv0 = l_tot[0] > 0.f ? 1.f / l_tot[0] : 0.f;
     const float inv1 = l_tot[1] > 0.f ? 1.f / l_tot[1] : 0.f;
 #pragma unroll
     for (int nt = 0; nt < 8; ++nt) {
-      const int d = 64 * warp + 8 * nt + 2 * q;
-      *reinterpret_cast<uint32_t*>(out + g * kCkvDim + d) = dev::pack_bf16x2(o[nt][0] * inv0, o[nt][1] * inv0);
-      *reinterpret_cast<uint32_t*>(out + (g + 8) * kCkvDim + d) =
+      const int chunk = 8 * warp + nt;  // 16-byte chunk of the 1 KB head row; this lane's 4 bytes at 4q
+      *reinterpret_cast<uint32_t*>(ostage + dev::swizzle(g, chunk, kCkvRowBytes) + 4 * q) =
+          dev::pack_bf16x2(o[nt][0] * inv0, o[nt][1] * inv0);
+      *reinterpret_cast<uint32_t*>(ostage + dev::swizzle(g + 8, chunk, kCkvRowBytes) + 4 * q) =
           dev::pack_bf16x2(o[nt][2] * inv1, o[nt][3] * inv1);
     }
     if (warp == 0 && q == 0) {
       p.lse[row * kHeads + g] = l_tot[0] > 0.f ? m_run[0] + log2f(l_tot[0]) : neg_inf;
       p.lse[row * kHeads + g + 8] = l_tot[1] > 0.f ? m_run[1] + log2f(l_tot[1]) : neg_inf;
+    }
+    __syncthreads();  // the row staged
+    uint16_t* out = p.output + row * (kHeads * kCkvDim);
+    constexpr int kChunks = kHeads * kCkvRowBytes / 16;  // 1024
+#pragma unroll
+    for (int k = tid; k < kChunks; k += kThreads) {
+      const int h = k / (kCkvRowBytes / 16), chunk = k % (kCkvRowBytes / 16);
+      *reinterpret_cast<uint4*>(out + h * kCkvDim + chunk * 8) =
+          *reinterpret_cast<const uint4*>(ostage + dev::swizzle(h, chunk, kCkvRowBytes));
     }
     stamp(7);
     if (trace) trace[kTraceSlots - 1] = dev::global_ns();
