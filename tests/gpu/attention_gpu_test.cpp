@@ -66,6 +66,9 @@ struct CaseSpec {
   uint64_t seed = 1;
   int64_t check_rows = 0;         // 0 = compare every row with the reference; else a sample this size
   bool duplicates = false;        // repeat some ids inside a row
+  // ckv of the first quarter of each row's ids (in slot order when holes are a tail) times
+  // this: split over a cluster, some blocks' partials are large, others not.
+  float hot_scale = 1.f;
 };
 
 struct Inputs {
@@ -151,6 +154,11 @@ Inputs make_inputs(const CaseSpec& c) {
       const int slot = c.holes == Holes::kHead ? kTopK - n + j : slots[static_cast<size_t>(j)];
       row_ids[slot] = chosen[static_cast<size_t>(j)];
     }
+    if (c.hot_scale != 1.f)
+      for (int j = 0; j < n / 4; ++j) {
+        uint16_t* v = in.ckv.data() + static_cast<int64_t>(chosen[static_cast<size_t>(j)]) * kCkvDim;
+        for (int k = 0; k < kCkvDim; ++k) v[k] = ref::float_to_bf16(ref::bf16_to_float(v[k]) * c.hot_scale);
+      }
   }
   return in;
 }
@@ -390,6 +398,30 @@ TEST(AttentionGpu, OneRowEveryCount) {
     run_case(c);  // default plan
     c.seed += 1000;
     run_case(c, cuda::AttentionTuning{0, 1});  // one block
+  }
+}
+
+// Rows split over clusters whose blocks' partials differ by orders of magnitude (a quarter of
+// each row's tokens, one or two blocks' share, has large V), every split count.
+TEST(AttentionGpu, SplitPartialsOfMixedMagnitude) {
+  REQUIRE_GPU();
+  const int max_splits = cuda::attention_plan(1).max_splits;
+  for (int splits : {2, 4, 8, 16}) {
+    if (splits > max_splits) continue;
+    // (hot scale, sm_scale): logits of a few units, so every block's share of the softmax
+    // matters; with |v| ~ 1000 the logits are kept small, as in LargeMagnitudeInputs (with
+    // logits of ~100 no float32 summation order matches the reference to 1e-2).
+    for (const auto& [hot, scale] : {std::pair{4.f, 0.01f}, std::pair{40.f, 0.01f}, std::pair{1000.f, 2e-5f}}) {
+      SCOPED_TRACE(::testing::Message() << "splits " << splits << ", hot scale " << hot);
+      CaseSpec c;
+      c.rows = 3;
+      c.valid = {2048, 700, 2047};
+      c.holes = Holes::kTail;
+      c.sm_scale = scale;
+      c.hot_scale = hot;
+      c.seed = 900 + static_cast<uint64_t>(splits * 10) + static_cast<uint64_t>(hot);
+      run_case(c, cuda::AttentionTuning{0, splits});
+    }
   }
 }
 
