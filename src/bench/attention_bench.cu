@@ -279,7 +279,7 @@ std::vector<BenchRow> bench_attention(const BenchConfig& config) {
     std::printf("# trace: us from block entry (clock %d MHz), median/max over blocks: ids = id list ready, "
                 "t0 = Q and first tile landed, loop = main loop done, cl = cluster wait done, rx = partials received, "
                 "out = output written; one-shot: q = Q fragments loaded, S = logits stored, P = P visible; exchange: "
-                "stg = partials staged, snd = copies sent, mx = combine's max found, cmb = combine done; spread = "
+                "stg = partials staged, snd = copies sent, mx = combine weights visible, cmb = combine done; spread = "
                 "entry times' spread, span = first entry to last exit (globaltimer)\n",
                 khz / 1000);
     const std::pair<int, std::pair<std::string, cuda::AttentionTuning>> traces[] = {

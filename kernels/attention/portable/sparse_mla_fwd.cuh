@@ -21,11 +21,12 @@
 //      and scores them together, then one exact softmax and one P V: three barriers in all;
 //   4. with one split (or a row short enough for its cluster's first block to take it alone,
 //      the others leaving at once): normalises and writes bf16 output and the base-2 LSE. With
-//      several, the splits of a row form one thread-block cluster: each block stages its partial of every
-//      head in its idle stages and bulk-copies each peer's heads into that peer's shared memory
-//      (cp.async.bulk into distributed shared memory, counted on the receiver's mbarrier), and
-//      each block combines its heads by base-2 LSE (each split's weight computed once per head):
-//      no workspace, no second launch, no cluster barrier after the exchange.
+//      several, the splits of a row form one thread-block cluster: each block stages its
+//      partial of every head in its idle stages and bulk-copies each peer's heads into that
+//      peer's shared memory (cp.async.bulk into distributed shared memory, counted on the
+//      receiver's mbarrier), and each block combines its heads by base-2 LSE (each split's
+//      weight computed once per head): no workspace, no second launch, no cluster barrier
+//      after the exchange.
 // A row (or split) with no valid id ends with m = -inf, l = 0 and writes zeros and -inf.
 #pragma once
 
@@ -86,6 +87,16 @@ __device__ __forceinline__ float exp2_approx(float x) {  // ex2.approx(-inf) = +
 __device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
   const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
   return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+// The row (0..15) of a 16-row tile whose address this lane gives an ldmatrix .x4: lanes 0-7
+// and 16-23 rows 0-7, lanes 8-15 and 24-31 rows 8-15 (A fragments, and V by .trans).
+__device__ __forceinline__ int frag_row(int lane) { return (lane & 7) + ((lane >> 3) & 1) * 8; }
+
+// The bf16 residuals (lo - low half, hi - high half) of a pair packed by pack_bf16x2: with it,
+// P reaches the tensor cores with about 16 significant bits (see kExactP).
+__device__ __forceinline__ uint32_t bf16x2_residual(uint32_t packed, float lo, float hi) {
+  return pack_bf16x2(lo - __uint_as_float(packed << 16), hi - __uint_as_float(packed & 0xffff0000u));
 }
 
 // Cluster barrier halves (sm_90+): arrive early, wait late.
@@ -357,6 +368,25 @@ __global__ void __launch_bounds__(kThreads, 1) sparse_mla_fwd_kernel(const __gri
   float m_run[2] = {neg_inf, neg_inf};  // running max (exp2 domain) of heads g, g+8
   float l_run[2] = {0.f, 0.f};          // this thread's part of the running sum
 
+  // O[16, this warp's 64 columns] += P[16, 16 tokens] V, the tokens tok0 .. tok0 + 15 of the tile
+  // in stage `st` (its ckv serving as V, read by ldmatrix.trans); pf = P as A fragments, pl its
+  // bf16 residual (kExactP only).
+  auto pv_kstep = [&](uint32_t st, int tok0, const uint32_t(&pf)[4], const uint32_t(&pl)[4]) {
+    const int tok = tok0 + dev::frag_row(lane);
+#pragma unroll
+    for (int pr = 0; pr < 4; ++pr) {
+      const int chunk = 8 * warp + 2 * pr + (lane >> 4);
+      uint32_t b[4];
+      dev::ldmatrix_x4_trans(st + dev::swizzle(tok, chunk, kCkvRowBytes), b);
+      dev::mma_bf16(o[2 * pr], pf, b[0], b[1]);
+      dev::mma_bf16(o[2 * pr + 1], pf, b[2], b[3]);
+      if constexpr (kExactP) {
+        dev::mma_bf16(o[2 * pr], pl, b[0], b[1]);
+        dev::mma_bf16(o[2 * pr + 1], pl, b[2], b[3]);
+      }
+    }
+  };
+
   // 3b. Online softmax over the tile's logits in s_buf (every warp, redundantly: each needs all
   // of P), then O[16, this warp's 64 columns] += P V with V = the tile's ckv in stage `st`.
   auto attend_tile = [&](uint32_t st, const float* s_buf) {
@@ -409,36 +439,19 @@ __global__ void __launch_bounds__(kThreads, 1) sparse_mla_fwd_kernel(const __gri
       for (int f = 0; f < 4; ++f) {
         const float* pair = sv[f & 1][2 * kk + (f >> 1)];  // regs: (g, lo k) (g+8, lo k) (g, hi k) (g+8, hi k)
         pf[kk][f] = dev::pack_bf16x2(pair[0], pair[1]);
-        if constexpr (kExactP) {
-          const float h0 = __uint_as_float(pf[kk][f] << 16), h1 = __uint_as_float(pf[kk][f] & 0xffff0000u);
-          pl[kk][f] = dev::pack_bf16x2(pair[0] - h0, pair[1] - h1);
-        }
+        if constexpr (kExactP) pl[kk][f] = dev::bf16x2_residual(pf[kk][f], pair[0], pair[1]);
       }
     }
 #pragma unroll
-    for (int kk = 0; kk < 2; ++kk) {
-      const int tok = 16 * kk + (lane & 7) + ((lane >> 3) & 1) * 8;
-#pragma unroll
-      for (int pr = 0; pr < 4; ++pr) {
-        const int chunk = 8 * warp + 2 * pr + (lane >> 4);
-        uint32_t b[4];
-        dev::ldmatrix_x4_trans(st + dev::swizzle(tok, chunk, kCkvRowBytes), b);
-        dev::mma_bf16(o[2 * pr], pf[kk], b[0], b[1]);
-        dev::mma_bf16(o[2 * pr + 1], pf[kk], b[2], b[3]);
-        if constexpr (kExactP) {
-          dev::mma_bf16(o[2 * pr], pl[kk], b[0], b[1]);
-          dev::mma_bf16(o[2 * pr + 1], pl[kk], b[2], b[3]);
-        }
-      }
-    }
+    for (int kk = 0; kk < 2; ++kk) pv_kstep(st, 16 * kk, pf[kk], pl[kk]);
   };
 
   // This warp's Q fragments, once the Q copies have landed and are visible.
   auto load_q = [&]() {
-    const int hr = (lane & 7) + ((lane >> 3) & 1) * 8;  // A-fragment row this lane addresses
 #pragma unroll
     for (int ks = 0; ks < 18; ++ks)
-      dev::ldmatrix_x4(q_stage + dev::swizzle(hr, 36 * kh + 2 * ks + (lane >> 4), kQkDim * 2), qf[ks]);
+      dev::ldmatrix_x4(q_stage + dev::swizzle(dev::frag_row(lane), 36 * kh + 2 * ks + (lane >> 4), kQkDim * 2),
+                       qf[ks]);
   };
 
   // 3c. One shot, for kNt <= kOneShotTiles tiles (short rows, and the splits of few rows): every
@@ -522,38 +535,22 @@ __global__ void __launch_bounds__(kThreads, 1) sparse_mla_fwd_kernel(const __gri
       hi.x = dev::pack_bf16x2(x[0], x[1]);
       hi.y = dev::pack_bf16x2(x[2], x[3]);
       *reinterpret_cast<uint2*>(q_mem + at) = hi;
-      if constexpr (kExactP) {
-        uint2 lo;
-        lo.x = dev::pack_bf16x2(x[0] - __uint_as_float(hi.x << 16), x[1] - __uint_as_float(hi.x & 0xffff0000u));
-        lo.y = dev::pack_bf16x2(x[2] - __uint_as_float(hi.y << 16), x[3] - __uint_as_float(hi.y & 0xffff0000u));
-        *reinterpret_cast<uint2*>(q_mem + kPAllBytes + at) = lo;
-      }
+      if constexpr (kExactP)
+        *reinterpret_cast<uint2*>(q_mem + kPAllBytes + at) =
+            make_uint2(dev::bf16x2_residual(hi.x, x[0], x[1]), dev::bf16x2_residual(hi.y, x[2], x[3]));
       if (lane == 0) ml_all[h] = make_float2(mx, sum);
     }
     __syncthreads();  // P and (m, l) of every head written
     stamp(10);
     // O[16, this warp's 64 columns] = P V over k-steps of 16 tokens (V = the tiles' ckv).
-    const int hr = (lane & 7) + ((lane >> 3) & 1) * 8;
 #pragma unroll
     for (int kk = 0; kk < 2 * kNt; ++kk) {
       uint32_t pf[4];
       [[maybe_unused]] uint32_t pl[4];
-      dev::ldmatrix_x4(p_hi + dev::swizzle(hr, 2 * kk + (lane >> 4), kPRowBytes), pf);
-      if constexpr (kExactP) dev::ldmatrix_x4(p_lo + dev::swizzle(hr, 2 * kk + (lane >> 4), kPRowBytes), pl);
-      const uint32_t st = stage0 + static_cast<uint32_t>((kk >> 1) * kStageBytes);
-      const int tok = 16 * (kk & 1) + (lane & 7) + ((lane >> 3) & 1) * 8;
-#pragma unroll
-      for (int pr = 0; pr < 4; ++pr) {
-        const int chunk = 8 * warp + 2 * pr + (lane >> 4);
-        uint32_t b[4];
-        dev::ldmatrix_x4_trans(st + dev::swizzle(tok, chunk, kCkvRowBytes), b);
-        dev::mma_bf16(o[2 * pr], pf, b[0], b[1]);
-        dev::mma_bf16(o[2 * pr + 1], pf, b[2], b[3]);
-        if constexpr (kExactP) {
-          dev::mma_bf16(o[2 * pr], pl, b[0], b[1]);
-          dev::mma_bf16(o[2 * pr + 1], pl, b[2], b[3]);
-        }
-      }
+      const uint32_t at = dev::swizzle(dev::frag_row(lane), 2 * kk + (lane >> 4), kPRowBytes);
+      dev::ldmatrix_x4(p_hi + at, pf);
+      if constexpr (kExactP) dev::ldmatrix_x4(p_lo + at, pl);
+      pv_kstep(stage0 + static_cast<uint32_t>((kk >> 1) * kStageBytes), 16 * (kk & 1), pf, pl);
     }
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
@@ -694,7 +691,8 @@ __global__ void __launch_bounds__(kThreads, 1) sparse_mla_fwd_kernel(const __gri
   stamp(6);
 
   // Each of this block's heads once (warp hl, lane j = split): split j's weight
-  // exp2(m_j - m) / l in shared memory (the logit buffers are free by now) and the head's LSE.
+  // exp2(m_j - m) / L (L = the head's sum over the splits) in shared memory (the logit buffers
+  // are free by now) and the head's LSE.
   float* const weight = s_part;  // [heads_per][kMaxSplits]
   if (warp < heads_per) {
     float m = neg_inf, l = 0.f;

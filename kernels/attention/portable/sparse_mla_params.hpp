@@ -28,8 +28,9 @@ struct SparseMlaParams {
 // Trace slots of a block: 0 globaltimer at entry; clock64 at 1 entry, 2 id list ready, 3 Q and
 // tile 0 landed (every tile, one-shot; not written without a tile), 4 main loop done, 5 cluster
 // wait done and 6 partials received (not written with one split), 7 output written; one-shot:
-// 8 Q fragments loaded (before the tiles land), 9 logits stored, 10 P visible; split exchange: 11 partials staged,
-// 12 copies sent, 13 combine's max found, 14 combine done; the last slot: globaltimer at exit.
+// 8 Q fragments loaded (before the tiles land), 9 logits stored, 10 P visible; split exchange:
+// 11 partials staged, 12 copies sent, 13 combine weights visible, 14 combine done; the last
+// slot: globaltimer at exit.
 inline constexpr int kTraceSlots = 16;
 
 // Geometry: one block = 8 warps; a pipeline stage holds one tile of 32 gathered tokens.
