@@ -392,14 +392,7 @@ class CudaBackend final : public Backend {
       const int64_t r0 = piece_begin(p), r1 = piece_begin(p + 1);
       // Uploaded ahead: the piece waits for the chunk holding its last row (chunks upload in order).
       const int64_t chunk = ahead_chunk > 0 ? std::max<int64_t>(r1 - 1, 0) / ahead_chunk : 0;
-      if (index && ahead_chunk == 0) {
-        upload_piece(in, stage, rows, r0, r1, Part::index);
-        DSA_CHECK_CUDA(cudaEventRecord(uploaded_index_[p], copy_stream_));
-      }
-      if (attend && ahead_chunk == 0) {
-        upload_piece(in, stage, rows, r0, r1, Part::attend);
-        DSA_CHECK_CUDA(cudaEventRecord(uploaded_[p], copy_stream_));
-      }
+      if (ahead_chunk == 0) upload_rows(in, rows, r0, r1, uploaded_index_[p], uploaded_[p]);
       int32_t* ids = index ? checked<int32_t>(dev_[res_].topk, size_t(rows.count) * kTopK) + r0 * kTopK
                            : checked<int32_t>(in.ids, size_t(rows.count) * kTopK) + r0 * kTopK;
       if (index) {
@@ -560,24 +553,27 @@ class CudaBackend final : public Backend {
     DSA_CHECK_CUDA(cudaMemcpyAsync(dst + first, host + first, count * sizeof(T), cudaMemcpyHostToDevice, copy_stream_));
   }
 
-  // Rows [r0, r1) of the slice to the same rows of the device buffers, on the copy stream: the
-  // indexer's inputs (index) or attention's (attend).
-  enum class Part { index, attend };
-  void upload_piece(InputSet& in, io::Stage stage, const io::RowsView& rows, int64_t r0, int64_t r1, Part part) {
+  // Rows [r0, r1) of the slice to the same rows of input set `in`, on the copy stream: the
+  // indexer's inputs the stage reads, then `index_up` recorded, then attention's, then `all_up`.
+  void upload_rows(InputSet& in, const io::RowsView& rows, int64_t r0, int64_t r1, cudaEvent_t index_up,
+                   cudaEvent_t all_up) {
     const size_t n = static_cast<size_t>(r1 - r0), w = static_cast<size_t>(rows.max_num_pages);
     auto up = [&](DeviceBuffer& buffer, const auto* host, size_t per_row) {
       upload(buffer, host, static_cast<size_t>(r0) * per_row, n * per_row);
     };
-    if (part == Part::index) {
+    if (io::stage_needs_indexer_data(stage_)) {
       up(in.q_index, rows.q_index, size_t(kIndexHeads) * kIndexHeadDim);
       up(in.weights, rows.weights, kIndexHeads);
       up(in.seq_lens, rows.seq_lens, 1);
       up(in.block_table, rows.block_table, w);
-      return;
     }
-    up(in.q_nope, rows.q_nope, size_t(kHeads) * kCkvDim);
-    up(in.q_pe, rows.q_pe, size_t(kHeads) * kKpeDim);
-    if (stage == io::Stage::attention) up(in.ids, rows.sparse_indices, kTopK);
+    DSA_CHECK_CUDA(cudaEventRecord(index_up, copy_stream_));
+    if (io::stage_needs_attention_data(stage_)) {
+      up(in.q_nope, rows.q_nope, size_t(kHeads) * kCkvDim);
+      up(in.q_pe, rows.q_pe, size_t(kHeads) * kKpeDim);
+      if (io::stage_needs_sparse_indices(stage_)) up(in.ids, rows.sparse_indices, kTopK);
+    }
+    DSA_CHECK_CUDA(cudaEventRecord(all_up, copy_stream_));
   }
 
   // Drops ahead_[set], once its copies (if enqueued) have read the staging buffers. Called with
@@ -595,14 +591,10 @@ class CudaBackend final : public Backend {
   // input set are done. Called with ahead_mutex_ held.
   void enqueue_ahead(int set) {
     Ahead& a = ahead_[set];
-    const bool index = io::stage_needs_indexer_data(stage_), attend = io::stage_needs_attention_data(stage_);
     DSA_CHECK_CUDA(cudaStreamWaitEvent(copy_stream_, inputs_free_[set], 0));
     for (int c = 0; c < a.chunks(); ++c) {
       const int64_t r0 = c * a.chunk, r1 = std::min(r0 + a.chunk, a.rows.count);
-      if (index) upload_piece(in_[set], stage_, a.rows, r0, r1, Part::index);
-      DSA_CHECK_CUDA(cudaEventRecord(ahead_index_[set][c], copy_stream_));
-      if (attend) upload_piece(in_[set], stage_, a.rows, r0, r1, Part::attend);
-      DSA_CHECK_CUDA(cudaEventRecord(ahead_all_[set][c], copy_stream_));
+      upload_rows(in_[set], a.rows, r0, r1, ahead_index_[set][c], ahead_all_[set][c]);
     }
     a.enqueued = true;
   }
