@@ -19,6 +19,10 @@ struct IndexerParams {
   int64_t rows = 0;
   int32_t max_seq_len = 0;               // max over seq_lens (host-known; sizes grids and scratch)
   int32_t* topk_indices = nullptr;       // [rows, 2048] out: global token ids, -1 padded
+  // Optional, host-known: sum over the rows with seq_len > 2048 of ceil(seq_len / 64), the pages
+  // the scores must read; -1 = unknown (taken as rows x ceil(max_seq_len / 64)). Only steers how
+  // the CUDA launcher spreads the work (never the result).
+  int64_t scored_pages = -1;
 };
 
 struct AttentionParams {

@@ -1,10 +1,14 @@
-// CUDA indexer launcher (SPEC §1.1). A call is at most two launches per 8192 rows, in stream
+// CUDA indexer launcher (SPEC §1.1). A call is one launch, or two per 8192 rows, in stream
 // order, with no host synchronisation and no allocation:
-//   1. scores (only when some row may exceed 2048 tokens): FP8 tensor-core scores of the long
-//      rows into the workspace, persistent grid of one block per SM (scores.cuh);
-//   2. top-k: one cluster of 1..8 blocks per row selects 2048 ids, or emits every token of a
-//      short row (topk.cuh).
-// Workspace: scores, rows x round_up(max_seq_len, 64) floats, when max_seq_len > 2048.
+//   - fused (sm_90, when the rows fit the GPU at once with a cluster of 1..8 blocks each and are
+//     about even): one kernel scores each row's chunks into shared memory and selects from them
+//     (fused.cuh);
+//   - otherwise 1. scores (only when some row may exceed 2048 tokens): FP8 tensor-core scores of
+//     the long rows into the workspace, persistent grid of one block per SM (scores.cuh);
+//     2. top-k: one cluster of 1..8 blocks per row selects 2048 ids, or emits every token of a
+//     short row (topk.cuh).
+// Workspace: scores, rows x round_up(max_seq_len, 64) floats, when max_seq_len > 2048 (unused by
+// the fused kernel).
 #include "kernels/indexer/indexer.hpp"
 
 #include <algorithm>
@@ -35,6 +39,13 @@ constexpr int kMaxTopkCluster = 8;          // portable cluster size
 constexpr int32_t kTopkSplitKeys = 16384;   // keys per top-k block above which idle SMs take a share
 constexpr int kQTileBytes = idx::q_tile_bytes(idx::kMmaWgmmaF16);  // the largest q tile of any path
 constexpr int kDefaultTopkVariant = idx::kTopkGather;
+// Fused kernel: ring depth (a multiple of its 3 consumer groups), most first while the shared
+// memory allows; taken by default when its blocks would read at most kFusedEvenSlack times the
+// pages of the persistent grid's blocks (+ kFusedEvenPages).
+constexpr int kFusedMaxStages = 12;
+constexpr int kFusedMinStages = 6;
+constexpr double kFusedEvenSlack = 1.25;
+constexpr int64_t kFusedEvenPages = 2;
 // Scores path on sm_90. kWgmma (fp8 operands, the tensor core's reduced-precision fp8
 // accumulation) failed the SPEC top-k criterion on about 1 of 1,000 random long rows (H100 and
 // H200). kWgmmaF16 (fp8 converted to f16 in registers, fp32 accumulation, 3 consumer groups)
@@ -73,6 +84,10 @@ const DeviceCaps& device_caps() {
 }
 
 struct Plan {
+  int fused_cluster = 0;     // > 0: the fused kernel, this many blocks per row (and the fields below)
+  int fused_stages = 0;
+  int32_t fused_chunk_cap = 0;
+  size_t fused_smem = 0;
   int64_t score_stride = 0;  // floats per workspace row
   int32_t len_cap = 0;       // seq_lens clamped to this (max_seq_len, block-table capacity)
   bool need_scores = false;  // some row may exceed 2048 tokens
@@ -150,6 +165,58 @@ Plan make_plan(int64_t rows, int32_t max_seq_len, int64_t max_num_pages, const D
   return plan;
 }
 
+// The fused kernel's shape for rows of up to len_cap tokens: the fewest blocks per row (1..8) whose
+// shared memory holds a chunk's keys with a ring of at least kFusedMinStages pages, doubled while
+// the rows' blocks still fit the SMs at once (more blocks stream more of the row at once), or
+// `cluster` when given. The deepest ring that fits. fused_cluster = 0: no shape fits.
+void plan_fused(Plan& plan, int64_t rows, const DeviceCaps& caps, int cluster) {
+  auto stages_for = [&](int c) {
+    const int32_t chunk = topk_chunk(plan.len_cap, c);
+    if (chunk >= idx::kMaxTopkChunk) return 0;
+    for (int st = kFusedMaxStages; st >= kFusedMinStages; st -= idx::kFusedGroups)
+      if (idx::fused_smem_bytes(st, chunk) <= caps.smem_optin) return st;
+    return 0;
+  };
+  int c = cluster;
+  if (c == 0) {
+    for (int k = 1; k <= kMaxTopkCluster && c == 0; k *= 2)
+      if (stages_for(k) > 0) c = k;
+    if (c == 0) return;
+    while (c < kMaxTopkCluster && rows * c * 2 <= caps.sms) c *= 2;
+  }
+  const int stages = stages_for(c);
+  if (stages == 0) return;
+  plan.fused_cluster = c;
+  plan.fused_stages = stages;
+  plan.fused_chunk_cap = topk_chunk(plan.len_cap, c);
+  plan.fused_smem = static_cast<size_t>(idx::fused_smem_bytes(stages, plan.fused_chunk_cap));
+}
+
+// Whether the fused kernel is expected to beat the two-kernel form: its rows' clusters run at once
+// and its blocks read about as many pages as the persistent scores grid's would.
+bool fused_pays(const Plan& plan, const IndexerParams& p, const DeviceCaps& caps) {
+  if (p.rows > idx::fused_max_active_clusters(plan.fused_cluster, plan.fused_smem)) return false;
+  const int64_t row_pages = ceil_div64(plan.len_cap, kPageSize);
+  const int64_t scored = p.scored_pages >= 0 ? p.scored_pages : p.rows * row_pages;
+  const int64_t fused_per_block = ceil_div64(row_pages, plan.fused_cluster);
+  const int64_t persistent_per_block = ceil_div64(scored, caps.sms);
+  return static_cast<double>(fused_per_block) <= kFusedEvenSlack * static_cast<double>(persistent_per_block) + kFusedEvenPages;
+}
+
+// make_plan, then the fused kernel where the options and the device allow it and (auto) it pays.
+Plan make_call_plan(const IndexerParams& p, const DeviceCaps& caps, const IndexerRunOptions& options, IndexerScoresPath path) {
+  Plan plan = make_plan(p.rows, p.max_seq_len, p.max_num_pages, caps, options.stages, options.topk_cluster);
+  const bool eligible = plan.need_scores && options.fused != 0 && path == IndexerScoresPath::kWgmmaF16 &&
+                        options.scores_groups != idx::kScoreGroups && options.run_scores && options.run_topk &&
+                        !options.stream_only && options.scores_debug == nullptr && p.rows <= kRowsPerScoresLaunch;
+  if (!eligible || (options.fused < 0 && options.topk_cluster > 0)) return plan;
+  Plan fused = plan;
+  plan_fused(fused, p.rows, caps, options.fused > 0 ? options.topk_cluster : 0);
+  if (fused.fused_cluster == 0) return plan;
+  if (options.fused < 0 && !fused_pays(fused, p, caps)) return plan;
+  return fused;
+}
+
 IndexerScoresPath resolve_path(IndexerScoresPath path, const DeviceCaps& caps) {
   if (path == IndexerScoresPath::kAuto)
     return caps.cc_major == 9 && caps.cc_minor == 0 ? kDefaultSm90Path : IndexerScoresPath::kPortable;
@@ -194,9 +261,12 @@ const char* indexer_path_name(IndexerScoresPath path) {
   return "?";
 }
 
-IndexerLaunchShape indexer_launch_shape(int64_t rows, int32_t max_seq_len, int64_t max_num_pages) {
-  const Plan plan = make_plan(rows, max_seq_len, max_num_pages, device_caps());
+IndexerLaunchShape indexer_launch_shape(const IndexerParams& p, const IndexerRunOptions& options) {
+  const DeviceCaps& caps = device_caps();
+  const Plan plan = make_call_plan(p, caps, options, resolve_path(options.path, caps));
   IndexerLaunchShape s;
+  s.fused_cluster = plan.fused_cluster;
+  s.fused_stages = plan.fused_stages;
   s.scores_grid = plan.need_scores ? plan.scores_grid : 0;
   s.scores_stages = plan.stages;
   s.topk_cluster = plan.cluster;
@@ -213,7 +283,8 @@ void indexer_run(const IndexerParams& p, void* workspace, size_t workspace_bytes
   DSA_REQUIRE(p.topk_indices != nullptr && p.seq_lens != nullptr, "indexer: null topk_indices or seq_lens");
   DSA_REQUIRE(p.max_num_pages == 0 || p.block_table != nullptr, "indexer: null block_table");
   const DeviceCaps& caps = device_caps();
-  const Plan plan = make_plan(p.rows, p.max_seq_len, p.max_num_pages, caps, options.stages, options.topk_cluster);
+  const IndexerScoresPath path = resolve_path(options.path, caps);
+  const Plan plan = make_call_plan(p, caps, options, path);
 
   float* scores = static_cast<float*>(workspace);
   if (plan.need_scores) {
@@ -224,8 +295,27 @@ void indexer_run(const IndexerParams& p, void* workspace, size_t workspace_bytes
                 " B, need ", need, " B");
   }
 
+  if (plan.fused_cluster > 0) {
+    idx::FusedArgs a;
+    a.index_k = p.index_k;
+    a.q = p.q_index;
+    a.weights = p.weights;
+    a.seq_lens = p.seq_lens;
+    a.block_table = p.block_table;
+    a.bt_stride = p.max_num_pages;
+    a.len_cap = plan.len_cap;
+    a.chunk_cap = plan.fused_chunk_cap;
+    a.stages = plan.fused_stages;
+    a.variant = options.topk_variant < 0 ? kDefaultTopkVariant : options.topk_variant;
+    DSA_REQUIRE(a.variant == idx::kTopkGather || a.variant == idx::kTopkDistributed, "indexer: unknown top-k variant ",
+                options.topk_variant);
+    a.out = p.topk_indices;
+    a.debug = options.topk_debug;
+    idx::launch_fused(a, p.rows, plan.fused_cluster, plan.fused_smem, stream);
+    return;
+  }
+
   if (options.run_scores && plan.need_scores) {
-    const IndexerScoresPath path = resolve_path(options.path, caps);
     for (int64_t row0 = 0; row0 < p.rows; row0 += plan.rows_per_launch) {
       idx::ScoresArgs a;
       a.index_k = p.index_k;

@@ -35,6 +35,10 @@ struct IndexerRunOptions {
   int topk_cluster = 0;      // blocks per row in the top-k (1, 2, 4, 8; 0 = the fewest whose shared memory holds the row)
   int topk_variant = -1;     // -1 = the default; 0 = gather the threshold bin's keys in one block;
                              // 1 = resolve it with cluster-summed histograms (same output)
+  int fused = -1;            // scores and top-k in one kernel with a cluster per row (sm_90, wgmma-f16):
+                             // -1 = where the launcher expects it to be faster (the rows fit the GPU at
+                             // once and are about even), 0 = never, 1 = whenever the shape allows it
+                             // (also in several waves; with topk_cluster > 0, that cluster size)
   bool pdl = true;           // launch top-k as the programmatic dependent of the scores kernel
   bool stream_only = false;  // diagnostic: the scores kernel streams the pages and computes nothing
   long long* topk_debug = nullptr;    // diagnostic: device buffer of 4 x 12 clock64 stamps (top-k phases)
@@ -51,11 +55,13 @@ const char* indexer_path_name(IndexerScoresPath path);
 // How the launcher splits a call (for reports): scores grid blocks, top-k cluster size, whether
 // top-k keys live in shared memory.
 struct IndexerLaunchShape {
+  int fused_cluster = 0;  // > 0: one fused scores + top-k kernel, this many blocks per row (fields below unused)
+  int fused_stages = 0;
   int scores_grid = 0;
   int scores_stages = 0;
   int topk_cluster = 0;
   bool topk_smem_keys = false;
 };
-IndexerLaunchShape indexer_launch_shape(int64_t rows, int32_t max_seq_len, int64_t max_num_pages);
+IndexerLaunchShape indexer_launch_shape(const IndexerParams& p, const IndexerRunOptions& options = {});
 
 }  // namespace dsa::cuda

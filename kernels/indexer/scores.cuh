@@ -177,6 +177,54 @@ __device__ __forceinline__ void store_q_tile_f16(uint8_t* q_tile, const uint8_t*
   }
 }
 
+// The scores of a thread's two tokens of a page (t0: s0, t0 + 8: s1) from the accumulators of
+// its 16 heads (acc[4 j + e]: token t0, head 8 j + 2 t + e; acc[4 j + 2 + e]: token t0 + 8) and
+// their weights w[2 j + e]: relu(dot * scale) * w summed over the heads (two chains per token),
+// then over the 4 threads of g (every thread of the quad gets both sums). With scale >= 0,
+// relu(dot * scale) = scale * relu(dot): the scale is applied once per token (the common case; a
+// negative scale takes the general form).
+__device__ __forceinline__ void reduce_page_scores(const float (&acc)[32], const float (&w)[16], float sc0, float sc1,
+                                                   float& s0, float& s1) {
+  float p0[2] = {0.f, 0.f}, p1[2] = {0.f, 0.f};
+  if (sc0 >= 0.f && sc1 >= 0.f) {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        p0[j & 1] = fmaf(w[2 * j + e], fmaxf(acc[4 * j + e], 0.f), p0[j & 1]);
+        p1[j & 1] = fmaf(w[2 * j + e], fmaxf(acc[4 * j + 2 + e], 0.f), p1[j & 1]);
+      }
+    }
+    s0 = (p0[0] + p0[1]) * sc0;
+    s1 = (p1[0] + p1[1]) * sc1;
+  } else {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        p0[j & 1] = fmaf(w[2 * j + e], fmaxf(acc[4 * j + e] * sc0, 0.f), p0[j & 1]);
+        p1[j & 1] = fmaf(w[2 * j + e], fmaxf(acc[4 * j + 2 + e] * sc1, 0.f), p1[j & 1]);
+      }
+    }
+    s0 = p0[0] + p0[1];
+    s1 = p1[0] + p1[1];
+  }
+  s0 += __shfl_xor_sync(0xffffffffu, s0, 1);
+  s1 += __shfl_xor_sync(0xffffffffu, s1, 1);
+  s0 += __shfl_xor_sync(0xffffffffu, s0, 2);
+  s1 += __shfl_xor_sync(0xffffffffu, s1, 2);
+}
+
+// Weights of the heads a thread's accumulators hold (heads 8 j + 2 t + e: w[2 j + e]).
+__device__ __forceinline__ void load_head_weights(float (&w)[16], const float* w_row, int t) {
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    const float2 v = __ldg(reinterpret_cast<const float2*>(w_row + 8 * j + 2 * t));
+    w[2 * j] = v.x;
+    w[2 * j + 1] = v.y;
+  }
+}
+
 template <int kMma, int kGroups>
 __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_scores_kernel(const ScoresArgs args) {
   constexpr bool kWgmma = kMma != kMmaPortable;
@@ -329,12 +377,7 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_scores_ker
     cur_row = row;
     const uint8_t* q_row = args.q + static_cast<int64_t>(row) * kQBytes;
     const float* w_row = args.weights + static_cast<int64_t>(row) * kIndexHeads;
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-      const float2 v = __ldg(reinterpret_cast<const float2*>(w_row + 8 * j + 2 * t));
-      w[2 * j] = v.x;
-      w[2 * j + 1] = v.y;
-    }
+    load_head_weights(w, w_row, t);
     len = clamp_len(__ldg(args.seq_lens + row), args.len_cap);
     if constexpr (kWgmma) {
       named_barrier(1 + group, kWarpsPerGroup * 32);  // no wgmma still reads the old tile
@@ -348,40 +391,10 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_scores_ker
       load_q_fragments(qf, q_row, g, t);
     }
   };
-  // relu(dot * scale) * w summed over this thread's 16 heads (two chains per token), then over
-  // the 4 threads of g; stores the page's scores below seq_len of the current row.
-  // With scale >= 0, relu(dot * scale) = scale * relu(dot): the scale is applied once per token
-  // (the common case; a negative scale takes the general form).
+  // The page's scores (reduce_page_scores), stored below seq_len of the current row.
   auto epilogue = [&](const float (&acc)[32], int32_t page_in_row, float sc0, float sc1) {
-    float p0[2] = {0.f, 0.f}, p1[2] = {0.f, 0.f};
     float s0, s1;
-    if (sc0 >= 0.f && sc1 >= 0.f) {
-#pragma unroll
-      for (int j = 0; j < 8; ++j) {
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          p0[j & 1] = fmaf(w[2 * j + e], fmaxf(acc[4 * j + e], 0.f), p0[j & 1]);
-          p1[j & 1] = fmaf(w[2 * j + e], fmaxf(acc[4 * j + 2 + e], 0.f), p1[j & 1]);
-        }
-      }
-      s0 = (p0[0] + p0[1]) * sc0;
-      s1 = (p1[0] + p1[1]) * sc1;
-    } else {
-#pragma unroll
-      for (int j = 0; j < 8; ++j) {
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          p0[j & 1] = fmaf(w[2 * j + e], fmaxf(acc[4 * j + e] * sc0, 0.f), p0[j & 1]);
-          p1[j & 1] = fmaf(w[2 * j + e], fmaxf(acc[4 * j + 2 + e] * sc1, 0.f), p1[j & 1]);
-        }
-      }
-      s0 = p0[0] + p0[1];
-      s1 = p1[0] + p1[1];
-    }
-    s0 += __shfl_xor_sync(0xffffffffu, s0, 1);
-    s1 += __shfl_xor_sync(0xffffffffu, s1, 1);
-    s0 += __shfl_xor_sync(0xffffffffu, s0, 2);
-    s1 += __shfl_xor_sync(0xffffffffu, s1, 2);
+    reduce_page_scores(acc, w, sc0, sc1, s0, s1);
     const int32_t pos = page_in_row * kPageSize + t0 + (t == 1 ? 8 : 0);
     if (t < 2 && pos < len) args.scores[static_cast<int64_t>(cur_row) * args.score_stride + pos] = t == 0 ? s0 : s1;
   };

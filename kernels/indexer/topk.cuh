@@ -126,13 +126,13 @@ __device__ __forceinline__ T* map_to_rank(T* p, uint32_t rank) {
 // Calls f(i, key) for every key i in [0, n) owned by this thread, kKeyUnroll loads in flight.
 // Keys come from shared memory (kSmemKeys) or from the float scores in global memory. The order
 // of the calls within a thread is the same on every traversal.
-template <bool kSmemKeys, typename F>
+template <int NT, bool kSmemKeys, typename F>
 __device__ __forceinline__ void for_each_key(const uint32_t* keys, const float* src, int n, F&& f) {
-  for (int base = 0; base < n; base += kTopkThreads * kKeyUnroll) {
+  for (int base = 0; base < n; base += NT * kKeyUnroll) {
     uint32_t k[kKeyUnroll];
 #pragma unroll
     for (int u = 0; u < kKeyUnroll; ++u) {
-      const int i = base + u * kTopkThreads + static_cast<int>(threadIdx.x);
+      const int i = base + u * NT + static_cast<int>(threadIdx.x);
       if constexpr (kSmemKeys) {
         k[u] = i < n ? keys[i] : 0u;
       } else {
@@ -141,18 +141,12 @@ __device__ __forceinline__ void for_each_key(const uint32_t* keys, const float* 
     }
 #pragma unroll
     for (int u = 0; u < kKeyUnroll; ++u) {
-      const int i = base + u * kTopkThreads + static_cast<int>(threadIdx.x);
+      const int i = base + u * NT + static_cast<int>(threadIdx.x);
       if (i < n) f(i, k[u]);
     }
   }
 }
 
-// Finds the bin b of the kTopBins-bin first-digit histogram with
-// above(b) < rem <= above(b) + hist[b], above(b) = keys in bins > b, and writes b and above(b)
-// to state[0], state[1]. Warp w owns bins [128 w, 128 w + 128), lane l bins 4 l .. 4 l + 3 of
-// them (one 16-byte load; hist 16-byte aligned, local or distributed shared memory); the warp
-// totals go through scratch (32 words), then warp 0 finds the warp holding the crossing and the
-// bin within it. Block-wide (kTopkThreads = 32 warps); two barriers; state is read after it.
 // Counting down from v[N-1] with `above` keys already above: the index c at which the count
 // first reaches rem (above + v[c] >= rem); `above` becomes the keys above entry c. Fully
 // unrolled over a register array (no local memory).
@@ -171,14 +165,22 @@ __device__ __forceinline__ int crossing_from_top(const uint32_t (&v)[N], uint32_
   return at;
 }
 
+// Finds the bin b of the kTopBins-bin first-digit histogram with
+// above(b) < rem <= above(b) + hist[b], above(b) = keys in bins > b, and writes b and above(b)
+// to state[0], state[1]. The bins form 32 segments of 128; segment j is summed by warp j % W
+// (W = NT / 32 warps), lane l reading bins 4 l .. 4 l + 3 of it (one 16-byte load; hist
+// 16-byte aligned, local or distributed shared memory); the segment totals go through scratch
+// (32 words), then warp 0 finds the segment holding the crossing and the bin within it.
+// Block-wide (NT threads); two barriers; state is read after it.
+template <int NT>
 __device__ __forceinline__ void find_top_bin(const uint32_t* hist, uint32_t rem, uint32_t* state, uint32_t* scratch) {
-  static_assert(kTopkThreads * 4 == kTopBins, "one 16-byte load of bins per thread");
+  static_assert(NT % 32 == 0 && NT <= 1024 && 32 * 32 * 4 == kTopBins, "32 segments of 32 x 4 bins");
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const uint4* h4 = reinterpret_cast<const uint4*>(hist);
-  {
-    const uint4 x = h4[tid];
+  for (int seg = warp; seg < 32; seg += NT / 32) {
+    const uint4 x = h4[seg * 32 + lane];
     const uint32_t wsum = __reduce_add_sync(0xffffffffu, x.x + x.y + x.z + x.w);
-    if (lane == 0) scratch[warp] = wsum;
+    if (lane == 0) scratch[seg] = wsum;
   }
   __syncthreads();
   if (warp == 0) {
@@ -263,6 +265,7 @@ struct TopkThreshold {
 // the row's keys in b*; any order): two 10-bit passes, stopping early when the threshold bin is
 // taken whole. `rem`: how many of them the row takes. `low`: two zeroed kLowBins histograms (one
 // per pass, so no pass waits for a clear). Block-wide (contains barriers: two per pass).
+template <int NT>
 __device__ __forceinline__ TopkThreshold resolve_gathered(const uint32_t* gkey, int count, uint32_t bstar, int32_t rem,
                                                           uint32_t* low, uint32_t* state) {
   const int tid = threadIdx.x;
@@ -271,7 +274,7 @@ __device__ __forceinline__ TopkThreshold resolve_gathered(const uint32_t* gkey, 
   for (int pass = 0; pass < 2 && !whole; ++pass) {
     const int shift = pass == 0 ? kLowBits : 0;
     uint32_t* hist = low + pass * kLowBins;
-    for (int j = tid; j < count; j += kTopkThreads) {
+    for (int j = tid; j < count; j += NT) {
       const uint32_t k = gkey[j];
       if ((k & mask) == prefix) atomicAdd(hist + ((k >> shift) & (kLowBins - 1)), 1u);
     }
@@ -281,105 +284,104 @@ __device__ __forceinline__ TopkThreshold resolve_gathered(const uint32_t* gkey, 
   return TopkThreshold{prefix, whole, whole ? 0 : rem};
 }
 
-template <bool kSmemKeys>
-__global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const TopkArgs args) {
-  extern __shared__ __align__(16) uint32_t sm[];
+// This block's shared arrays of the selection. Every block of a cluster has them at the same
+// offsets, so a peer's copy is map_to_rank of the local pointer.
+struct TopkSmem {
+  uint32_t* leader_top;  // kTopBins: the cluster-summed first-digit histogram (the leader's)
+  uint32_t* leader_low;  // 2 x kLowBins: summed low-digit histograms (the leader's)
+  uint32_t* ctl;         // 8: [2] gather counter (the leader's)
+  uint32_t* hist;        // kTopBins: this block's first-digit histogram
+  uint32_t* state;       // 8
+  uint32_t* scratch;     // 72: scan scratch (33 x uint64)
+  uint32_t* xchg;        // 16: [r] selected-above, [8 + r] ties of block r
+  uint32_t* bcast;       // 8: the threshold from the leader
+  uint32_t* cand_key;    // kCandCap
+  uint32_t* cand_pos;    // kCandCap
+  uint32_t* gather_key;  // kCandCap: the row's candidates (the leader's)
+  int32_t* pages;        // TopkLayout::pages_words(chunk_cap): page ids of the chunk
+  uint32_t* sel_bits;    // TopkLayout::bits_words(chunk_cap): keys selected above the threshold
+  uint32_t* tie_bits;    // the same: keys equal to it
+  uint32_t* keys;        // chunk_cap keys (when they live in shared memory)
+};
+
+// The top-k kernel's layout (TopkLayout), from the base of its dynamic shared memory.
+__device__ __forceinline__ TopkSmem topk_smem_at(uint32_t* sm, int chunk_cap) {
+  TopkSmem s;
+  s.leader_top = sm + TopkLayout::kLeaderTop;
+  s.leader_low = sm + TopkLayout::kLeaderLow;
+  s.ctl = sm + TopkLayout::kCtl;
+  s.hist = sm + TopkLayout::kHist;
+  s.state = sm + TopkLayout::kState;
+  s.scratch = sm + TopkLayout::kScratch;
+  s.xchg = sm + TopkLayout::kXchg;
+  s.bcast = sm + TopkLayout::kBcast;
+  s.cand_key = sm + TopkLayout::kCandKey;
+  s.cand_pos = sm + TopkLayout::kCandPos;
+  s.gather_key = sm + TopkLayout::kGatherKey;
+  s.pages = reinterpret_cast<int32_t*>(sm + TopkLayout::kPages);
+  s.sel_bits = sm + TopkLayout::sel(chunk_cap);
+  s.tie_bits = sm + TopkLayout::tie(chunk_cap);
+  s.keys = sm + TopkLayout::keys(chunk_cap);
+  return s;
+}
+
+// Zeroes what the selection accumulates into, except `hist` (its owner fills it): the leader's
+// summed histograms and counters (rank 0), this block's tie bitmap (`words` words) and state.
+// Block-wide (NT threads), no barrier.
+template <int NT>
+__device__ __forceinline__ void topk_clear(const TopkSmem& s, uint32_t rank, int words) {
   const int tid = threadIdx.x;
-  const int lane = tid & 31;
-  const uint32_t csize = cluster_size(), rank = cluster_rank();
-  const int64_t row = blockIdx.x / csize;
-  long long* stamps = (args.debug != nullptr && tid == 0 && blockIdx.x < 4) ? args.debug + blockIdx.x * kTopkCheckpoints : nullptr;
-  auto stamp = [stamps](int k) {
-    if (stamps) stamps[k] = clock64();
-  };
-  stamp(0);
-  // Up to the grid dependency wait below, nothing reads the scores: this part (short rows whole,
-  // the row's length, clearing shared memory) may overlap the end of the scores kernel when
-  // launched as its programmatic dependent. It reads only inputs of the call, which the scores
-  // kernel does not write.
-  const int32_t len = clamp_len(__ldg(args.seq_lens + row), args.len_cap);
-  int32_t* out_row = args.out + row * kTopK;
-  const int32_t* bt_row = args.block_table + row * args.bt_stride;
-
-  if (len <= kTopK) {  // every token is selected, slot i = position i; the cluster's blocks share the 2048 slots
-    for (int i = rank * kTopkThreads + tid; i < kTopK; i += csize * kTopkThreads)
-      out_row[i] = i < len ? __ldg(bt_row + (i >> 6)) * kPageSize + (i & (kPageSize - 1)) : -1;
-    return;  // uniform over the cluster: no block touches another's shared memory
+  if (rank == 0) {
+    for (int i = tid; i < kTopBins; i += NT) s.leader_top[i] = 0;
+    for (int i = tid; i < 2 * kLowBins; i += NT) s.leader_low[i] = 0;
+    if (tid < 8) s.ctl[tid] = 0;
   }
+  for (int i = tid; i < words; i += NT) s.tie_bits[i] = 0;
+  if (tid < 8) s.state[tid] = 0;
+}
 
+// One block's part of a row's selection: its chunk of the row.
+struct TopkChunk {
+  int32_t n = 0;               // keys of this block's chunk
+  const float* src = nullptr;  // the chunk's scores in global memory (keys not in shared memory)
+  int32_t* out_row = nullptr;  // the row's 2048 output slots
+  uint32_t csize = 1, rank = 0;
+  int32_t variant = kTopkGather;
+};
+
+// Steps 1 (from the cluster merge of the histograms) to 5 of the selection, by the NT threads of
+// every block of the row's cluster. On entry: hist holds the block's first-digit histogram of
+// its chunk, keys the chunk (kSmemKeys), pages the chunk's page ids, and topk_clear has run; the
+// cluster barrier (block barrier when alone) that starts this makes them visible. stamp(k)
+// records phase k (3..8).
+template <int NT, bool kSmemKeys, typename Stamp>
+__device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& r, Stamp&& stamp) {
+  const int tid = threadIdx.x, lane = tid & 31;
+  const uint32_t csize = r.csize, rank = r.rank;
   const bool clustered = csize > 1;
-  uint32_t* hist = sm + TopkLayout::kHist;
-  uint32_t* state = sm + TopkLayout::kState;
-  uint32_t* scratch = sm + TopkLayout::kScratch;
-  uint32_t* cand_key = sm + TopkLayout::kCandKey;
-  uint32_t* cand_pos = sm + TopkLayout::kCandPos;
-  int32_t* pages = reinterpret_cast<int32_t*>(sm + TopkLayout::kPages);
-  uint32_t* sel_bits = sm + TopkLayout::sel(args.chunk_cap);
-  uint32_t* tie_bits = sm + TopkLayout::tie(args.chunk_cap);
-  uint32_t* keys = sm + TopkLayout::keys(args.chunk_cap);
-  // The leader's arrays (this block's own when C = 1).
-  uint32_t* leader_top = clustered ? map_to_rank(sm + TopkLayout::kLeaderTop, 0) : hist;
-  uint32_t* leader_low = clustered ? map_to_rank(sm + TopkLayout::kLeaderLow, 0) : hist;
-  uint32_t* leader_ctl = clustered ? map_to_rank(sm + TopkLayout::kCtl, 0) : sm + TopkLayout::kCtl;
-
-  // This block's chunk of the row, [begin, begin + n), and the page ids it spans.
-  const int32_t chunk = static_cast<int32_t>(ceil_div64(ceil_div64(len, csize), 64) * 64);
-  const int32_t begin = static_cast<int32_t>(rank) * chunk;
-  const int32_t n = max(0, min(len, begin + chunk) - begin);
+  const int32_t n = r.n;
   const int32_t words = (n + 31) >> 5;  // bitmap words of the chunk
+  const float* src = r.src;
+  int32_t* out_row = r.out_row;
+  uint32_t* hist = s.hist;
+  uint32_t* state = s.state;
+  uint32_t* scratch = s.scratch;
+  uint32_t* cand_key = s.cand_key;
+  uint32_t* cand_pos = s.cand_pos;
+  const int32_t* pages = s.pages;
+  uint32_t* sel_bits = s.sel_bits;
+  uint32_t* tie_bits = s.tie_bits;
+  const uint32_t* keys = s.keys;
+  (void)keys;
+  (void)src;
+  // The leader's arrays (this block's own when alone).
+  uint32_t* leader_top = clustered ? map_to_rank(s.leader_top, 0) : hist;
+  uint32_t* leader_low = clustered ? map_to_rank(s.leader_low, 0) : hist;
+  uint32_t* leader_ctl = clustered ? map_to_rank(s.ctl, 0) : s.ctl;
 
-  if (rank == 0)
-    for (int i = tid; i < TopkLayout::kHist; i += kTopkThreads) sm[i] = 0;  // leader arrays and counters
-  for (int i = tid; i < kTopBins; i += kTopkThreads) hist[i] = 0;
-  for (int i = tid; i < words; i += kTopkThreads) tie_bits[i] = 0;
-  if (tid < 8) state[tid] = 0;
-
-  const float* src = args.scores + row * args.score_stride + begin;
-  // Scores come from the previous kernel (launched as its programmatic dependent).
-  grid_dependency_wait();
-  stamp(1);
-  __syncthreads();
-
-  // 1. Keys into shared memory, histogram of their top 12 bits.
-  if constexpr (kSmemKeys) {
-    const int n4 = n >> 2;  // src is 256-byte aligned: row stride and begin are multiples of 64
-    const float4* src4 = reinterpret_cast<const float4*>(src);
-    for (int base = 0; base < n4; base += kTopkThreads * kLoadUnroll) {
-      float4 v[kLoadUnroll];
-#pragma unroll
-      for (int u = 0; u < kLoadUnroll; ++u) {
-        const int i = base + u * kTopkThreads + tid;
-        if (i < n4) v[u] = __ldg(src4 + i);
-      }
-#pragma unroll
-      for (int u = 0; u < kLoadUnroll; ++u) {
-        const int i = base + u * kTopkThreads + tid;
-        if (i < n4) {
-          uint4 k;
-          k.x = float_key(v[u].x); k.y = float_key(v[u].y); k.z = float_key(v[u].z); k.w = float_key(v[u].w);
-          *reinterpret_cast<uint4*>(keys + 4 * i) = k;
-          atomicAdd(hist + (k.x >> 20), 1u);
-          atomicAdd(hist + (k.y >> 20), 1u);
-          atomicAdd(hist + (k.z >> 20), 1u);
-          atomicAdd(hist + (k.w >> 20), 1u);
-        }
-      }
-    }
-    for (int i = 4 * n4 + tid; i < n; i += kTopkThreads) {
-      const uint32_t k = float_key(__ldg(src + i));
-      keys[i] = k;
-      atomicAdd(hist + (k >> 20), 1u);
-    }
-  } else {
-    for_each_key<false>(keys, src, n, [&](int, uint32_t k) { atomicAdd(hist + (k >> 20), 1u); });
-  }
-  // The page ids of the chunk (read only when emitting): loaded after the keys, so their latency
-  // overlaps the keys' instead of preceding it.
-  for (int j = tid; j < (n + kPageSize - 1) / kPageSize; j += kTopkThreads) pages[j] = __ldg(bt_row + (begin >> 6) + j);
-  stamp(2);
   if (clustered) {
     cluster_sync();  // the leader's arrays are zeroed and every block has started
-    for (int b = tid; b < kTopBins; b += kTopkThreads) {
+    for (int b = tid; b < kTopBins; b += NT) {
       const uint32_t v = hist[b];
       if (v != 0) atomicAdd(leader_top + b, v);
     }
@@ -390,7 +392,7 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
   stamp(3);
 
   // The bin b* of the first digit, and whether it is taken whole.
-  find_top_bin(leader_top, kTopK, state, scratch);
+  find_top_bin<NT>(leader_top, kTopK, state, scratch);
   const uint32_t bstar = state[0];
   int32_t rem = kTopK - static_cast<int32_t>(state[1]);
   const uint32_t row_cands = leader_top[bstar];  // keys of the row in b*
@@ -406,11 +408,11 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
   // Calls f(i, valid, key) for every position i of the chunk, all lanes of every warp
   // together (for ballots); invalid past the chunk's end. (Step 4 when b* is not compacted.)
   auto for_each_word = [&](auto&& f) {
-    for (int base = 0; base < n; base += kTopkThreads * kKeyUnroll) {
+    for (int base = 0; base < n; base += NT * kKeyUnroll) {
       uint32_t k[kKeyUnroll];
 #pragma unroll
       for (int u = 0; u < kKeyUnroll; ++u) {
-        const int i = base + u * kTopkThreads + tid;
+        const int i = base + u * NT + tid;
         if constexpr (kSmemKeys) {
           k[u] = i < n ? keys[i] : 0u;
         } else {
@@ -419,7 +421,7 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
       }
 #pragma unroll
       for (int u = 0; u < kKeyUnroll; ++u) {
-        const int i = base + u * kTopkThreads + tid;
+        const int i = base + u * NT + tid;
         f(i, i < n, k[u]);
       }
     }
@@ -433,13 +435,13 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
     const int cand_bin = (whole_top || !compact) ? -1 : static_cast<int>(bstar);             // listed: bin == cand_bin
     const int shift = (lane & 7) * 4;
     const float4* src4 = reinterpret_cast<const float4*>(src);  // 256-byte aligned (see the load)
-    for (int base = 0; base < nq; base += kTopkThreads * kQuadUnroll) {
+    for (int base = 0; base < nq; base += NT * kQuadUnroll) {
       uint4 k4[kQuadUnroll];
 #pragma unroll
       for (int u = 0; u < kQuadUnroll; ++u) {
-        const int q = base + u * kTopkThreads + tid;
+        const int q = base + u * NT + tid;
         k4[u] = make_uint4(0u, 0u, 0u, 0u);
-        if (base + u * kTopkThreads < nq && q < nq) {
+        if (base + u * NT < nq && q < nq) {
           if constexpr (kSmemKeys) {
             k4[u] = *reinterpret_cast<const uint4*>(keys + 4 * q);  // within chunk_cap (a multiple of 64)
           } else {
@@ -452,8 +454,8 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
       uint32_t ncand = 0;
 #pragma unroll
       for (int u = 0; u < kQuadUnroll; ++u) {
-        if (base + u * kTopkThreads >= nq) break;  // no group of the block left (uniform: shuffles stay converged)
-        const int q = base + u * kTopkThreads + tid;
+        if (base + u * NT >= nq) break;  // no group of the block left (uniform: shuffles stay converged)
+        const int q = base + u * NT + tid;
         const uint32_t kk[4] = {k4[u].x, k4[u].y, k4[u].z, k4[u].w};
         uint32_t sel = 0, cm = 0;
 #pragma unroll
@@ -482,7 +484,7 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
 #pragma unroll
         for (int u = 0; u < kQuadUnroll; ++u) {
           if (cms[u] == 0u) continue;
-          const int q = base + u * kTopkThreads + tid;
+          const int q = base + u * NT + tid;
           const uint32_t kk[4] = {k4[u].x, k4[u].y, k4[u].z, k4[u].w};
 #pragma unroll
           for (int j = 0; j < 4; ++j) {
@@ -503,30 +505,30 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
   TopkThreshold th{bstar << 20, true, 0};
   if (whole_top) {
     // b* taken whole: nothing to resolve.
-  } else if (args.variant == kTopkGather && row_cands <= static_cast<uint32_t>(kCandCap)) {
+  } else if (r.variant == kTopkGather && row_cands <= static_cast<uint32_t>(kCandCap)) {
     // Few keys in b* for the whole row: the leader gathers them and resolves alone.
     if (clustered) {
       if (tid == 0) state[6] = local_cands ? atomicAdd(leader_ctl + 2, local_cands) : 0u;
       __syncthreads();
       const uint32_t gbase = state[6];
-      uint32_t* gkey = map_to_rank(sm + TopkLayout::kGatherKey, 0);
-      for (uint32_t j = tid; j < local_cands; j += kTopkThreads) gkey[gbase + j] = cand_key[j];
+      uint32_t* gkey = map_to_rank(s.gather_key, 0);
+      for (uint32_t j = tid; j < local_cands; j += NT) gkey[gbase + j] = cand_key[j];
       cluster_sync();  // the leader holds every candidate of the row
       if (rank == 0) {
-        const TopkThreshold t = resolve_gathered(sm + TopkLayout::kGatherKey, static_cast<int>(row_cands), bstar, rem,
-                                                 sm + TopkLayout::kLeaderLow, state);
+        const TopkThreshold t = resolve_gathered<NT>(s.gather_key, static_cast<int>(row_cands), bstar, rem,
+                                                 s.leader_low, state);
         if (tid < static_cast<int>(csize)) {
-          uint32_t* b = map_to_rank(sm + TopkLayout::kBcast, static_cast<uint32_t>(tid));
+          uint32_t* b = map_to_rank(s.bcast, static_cast<uint32_t>(tid));
           b[0] = t.prefix;
           b[1] = t.whole ? 1u : 0u;
           b[2] = static_cast<uint32_t>(t.rem);
         }
       }
       cluster_sync();  // every block has the threshold
-      const uint32_t* b = sm + TopkLayout::kBcast;
+      const uint32_t* b = s.bcast;
       th = TopkThreshold{b[0], b[1] != 0u, static_cast<int32_t>(b[2])};
     } else {
-      th = resolve_gathered(cand_key, static_cast<int>(local_cands), bstar, rem, sm + TopkLayout::kLeaderLow, state);
+      th = resolve_gathered<NT>(cand_key, static_cast<int>(local_cands), bstar, rem, s.leader_low, state);
     }
   } else {
     // The low 20 bits, histograms summed over the cluster: candidates in the list, or the
@@ -535,15 +537,15 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
     bool whole = false;
     for (int pass = 0; pass < 2 && !whole; ++pass) {
       const int shift = pass == 0 ? kLowBits : 0;
-      for (int b = tid; b < kLowBins; b += kTopkThreads) hist[b] = 0;
+      for (int b = tid; b < kLowBins; b += NT) hist[b] = 0;
       __syncthreads();
       if (compact) {
-        for (int j = tid; j < static_cast<int>(local_cands); j += kTopkThreads) {
+        for (int j = tid; j < static_cast<int>(local_cands); j += NT) {
           const uint32_t k = cand_key[j];
           if ((k & mask) == prefix) atomicAdd(hist + ((k >> shift) & (kLowBins - 1)), 1u);
         }
       } else {
-        for_each_key<kSmemKeys>(keys, src, n, [&](int, uint32_t k) {
+        for_each_key<NT, kSmemKeys>(keys, src, n, [&](int, uint32_t k) {
           if ((k & mask) == prefix) atomicAdd(hist + ((k >> shift) & (kLowBins - 1)), 1u);
         });
       }
@@ -551,7 +553,7 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
       uint32_t* summed = hist;
       if (clustered) {
         summed = leader_low + pass * kLowBins;
-        for (int b = tid; b < kLowBins; b += kTopkThreads) {
+        for (int b = tid; b < kLowBins; b += NT) {
           const uint32_t v = hist[b];
           if (v != 0) atomicAdd(summed + b, v);
         }
@@ -569,7 +571,7 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
     auto takes = [&](uint32_t k) { return th.whole ? k >= th.prefix : k > th.prefix; };
     auto ties = [&](uint32_t k) { return !th.whole && k == th.prefix; };
     if (compact) {
-      for (int j = tid; j < static_cast<int>(local_cands); j += kTopkThreads) {
+      for (int j = tid; j < static_cast<int>(local_cands); j += NT) {
         const uint32_t k = cand_key[j], i = cand_pos[j];
         if (takes(k)) atomicOr(sel_bits + (i >> 5), 1u << (i & 31));
         if (ties(k)) atomicOr(tie_bits + (i >> 5), 1u << (i & 31));
@@ -593,10 +595,10 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
   // threads share the serial walk over set bits). Block totals of the selected-above and tie
   // keys go to every block of the cluster; block r takes the ties left after the lower blocks'
   // (lowest positions first) and writes from the number of ids the lower blocks write.
-  const bool byte_units = words < kTopkThreads;  // block-uniform
+  const bool byte_units = words < NT;  // block-uniform
   const int ushift = byte_units ? 3 : 5;         // log2 of the positions per unit
   const int units = byte_units ? (n + 7) >> 3 : words;
-  const int upt = (units + kTopkThreads - 1) / kTopkThreads;
+  const int upt = (units + NT - 1) / NT;
   const int u0 = min(tid * upt, units), u1 = min(u0 + upt, units);
   // Unit u of a bitmap (little-endian: byte 4 w + j of the words holds positions 32 w + 8 j ..).
   auto unit = [byte_units](const uint32_t* bitmap, int u) -> uint32_t {
@@ -617,12 +619,12 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
   int64_t sel_before = 0, ties_before = 0;  // in the lower blocks of the cluster
   if (clustered) {
     if (tid < static_cast<int>(csize)) {
-      uint32_t* x = map_to_rank(sm + TopkLayout::kXchg, static_cast<uint32_t>(tid));
+      uint32_t* x = map_to_rank(s.xchg, static_cast<uint32_t>(tid));
       x[rank] = static_cast<uint32_t>(blk_gt);
       x[8 + rank] = static_cast<uint32_t>(blk_eq);
     }
     cluster_sync();  // from here on no block touches another's shared memory
-    const uint32_t* x = sm + TopkLayout::kXchg;
+    const uint32_t* x = s.xchg;
     for (uint32_t r = 0; r < rank; ++r) {
       const int64_t e = x[8 + r];
       sel_before += static_cast<int64_t>(x[r]) + clamp0(th.rem - ties_before, e);
@@ -664,8 +666,105 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
   }
   __syncthreads();
   const int blk_sel = static_cast<int>(blk_gt + clamp0(ties_left, blk_eq));
-  for (int j = tid; j < blk_sel; j += kTopkThreads) out_row[sel_before + j] = stage[j];
+  for (int j = tid; j < blk_sel; j += NT) out_row[sel_before + j] = stage[j];
   stamp(8);
+}
+
+// A row of len <= kTopK tokens: every token is selected, slot i = position i, then -1; the C
+// blocks of the row's cluster share the 2048 slots. Block-wide (NT threads), no barrier.
+template <int NT>
+__device__ __forceinline__ void emit_all_tokens(int32_t* out_row, const int32_t* bt_row, int32_t len, uint32_t csize,
+                                                uint32_t rank) {
+  for (int i = static_cast<int>(rank) * NT + static_cast<int>(threadIdx.x); i < kTopK; i += static_cast<int>(csize) * NT)
+    out_row[i] = i < len ? __ldg(bt_row + (i >> 6)) * kPageSize + (i & (kPageSize - 1)) : -1;
+}
+
+template <bool kSmemKeys>
+__global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const TopkArgs args) {
+  extern __shared__ __align__(16) uint32_t sm[];
+  const int tid = threadIdx.x;
+  const uint32_t csize = cluster_size(), rank = cluster_rank();
+  const int64_t row = blockIdx.x / csize;
+  long long* stamps = (args.debug != nullptr && tid == 0 && blockIdx.x < 4) ? args.debug + blockIdx.x * kTopkCheckpoints : nullptr;
+  auto stamp = [stamps](int k) {
+    if (stamps) stamps[k] = clock64();
+  };
+  stamp(0);
+  // Up to the grid dependency wait below, nothing reads the scores: this part (short rows whole,
+  // the row's length, clearing shared memory) may overlap the end of the scores kernel when
+  // launched as its programmatic dependent. It reads only inputs of the call, which the scores
+  // kernel does not write.
+  const int32_t len = clamp_len(__ldg(args.seq_lens + row), args.len_cap);
+  int32_t* out_row = args.out + row * kTopK;
+  const int32_t* bt_row = args.block_table + row * args.bt_stride;
+
+  if (len <= kTopK) {  // every token is selected, slot i = position i; the cluster's blocks share the 2048 slots
+    emit_all_tokens<kTopkThreads>(out_row, bt_row, len, csize, rank);
+    return;  // uniform over the cluster: no block touches another's shared memory
+  }
+
+  const TopkSmem s = topk_smem_at(sm, args.chunk_cap);
+  uint32_t* hist = s.hist;
+  uint32_t* keys = s.keys;
+  // This block's chunk of the row, [begin, begin + n), and the page ids it spans.
+  const int32_t chunk = static_cast<int32_t>(ceil_div64(ceil_div64(len, csize), 64) * 64);
+  const int32_t begin = static_cast<int32_t>(rank) * chunk;
+  const int32_t n = max(0, min(len, begin + chunk) - begin);
+
+  topk_clear<kTopkThreads>(s, rank, (n + 31) >> 5);
+  for (int i = tid; i < kTopBins; i += kTopkThreads) hist[i] = 0;
+
+  const float* src = args.scores + row * args.score_stride + begin;
+  // Scores come from the previous kernel (launched as its programmatic dependent).
+  grid_dependency_wait();
+  stamp(1);
+  __syncthreads();
+
+  // 1. Keys into shared memory, histogram of their top 12 bits.
+  if constexpr (kSmemKeys) {
+    const int n4 = n >> 2;  // src is 256-byte aligned: row stride and begin are multiples of 64
+    const float4* src4 = reinterpret_cast<const float4*>(src);
+    for (int base = 0; base < n4; base += kTopkThreads * kLoadUnroll) {
+      float4 v[kLoadUnroll];
+#pragma unroll
+      for (int u = 0; u < kLoadUnroll; ++u) {
+        const int i = base + u * kTopkThreads + tid;
+        if (i < n4) v[u] = __ldg(src4 + i);
+      }
+#pragma unroll
+      for (int u = 0; u < kLoadUnroll; ++u) {
+        const int i = base + u * kTopkThreads + tid;
+        if (i < n4) {
+          uint4 k;
+          k.x = float_key(v[u].x); k.y = float_key(v[u].y); k.z = float_key(v[u].z); k.w = float_key(v[u].w);
+          *reinterpret_cast<uint4*>(keys + 4 * i) = k;
+          atomicAdd(hist + (k.x >> 20), 1u);
+          atomicAdd(hist + (k.y >> 20), 1u);
+          atomicAdd(hist + (k.z >> 20), 1u);
+          atomicAdd(hist + (k.w >> 20), 1u);
+        }
+      }
+    }
+    for (int i = 4 * n4 + tid; i < n; i += kTopkThreads) {
+      const uint32_t k = float_key(__ldg(src + i));
+      keys[i] = k;
+      atomicAdd(hist + (k >> 20), 1u);
+    }
+  } else {
+    for_each_key<kTopkThreads, false>(keys, src, n, [&](int, uint32_t k) { atomicAdd(hist + (k >> 20), 1u); });
+  }
+  // The page ids of the chunk (read only when emitting): loaded after the keys, so their latency
+  // overlaps the keys' instead of preceding it.
+  for (int j = tid; j < (n + kPageSize - 1) / kPageSize; j += kTopkThreads) s.pages[j] = __ldg(bt_row + (begin >> 6) + j);
+  stamp(2);
+  TopkChunk c;
+  c.n = n;
+  c.src = src;
+  c.out_row = out_row;
+  c.csize = csize;
+  c.rank = rank;
+  c.variant = args.variant;
+  topk_select<kTopkThreads, kSmemKeys>(s, c, stamp);
 }
 
 }  // namespace dsa::cuda::idx

@@ -86,8 +86,10 @@ struct Workload {
   }
 };
 
-std::string shape_note(const IndexerParams& p, cuda::IndexerScoresPath path) {
-  const cuda::IndexerLaunchShape s = cuda::indexer_launch_shape(p.rows, p.max_seq_len, p.max_num_pages);
+std::string shape_note(const IndexerParams& p, cuda::IndexerScoresPath path, const cuda::IndexerRunOptions& opt) {
+  const cuda::IndexerLaunchShape s = cuda::indexer_launch_shape(p, opt);
+  if (s.fused_cluster > 0)
+    return concat("fused scores + top-k, ", s.fused_cluster, " block(s) per row x ", s.fused_stages, " stages");
   if (s.scores_grid == 0) return concat("top-k only (all rows <= ", kTopK, "), cluster ", s.topk_cluster);
   return concat(cuda::indexer_path_name(path), ", scores grid ", s.scores_grid, " x ", s.scores_stages,
                 " stages, top-k cluster ", s.topk_cluster, s.topk_smem_keys ? "" : " (keys in global)");
@@ -161,7 +163,8 @@ std::vector<BenchRow> bench_indexer(const BenchConfig& config) {
       DSA_CHECK_CUDA(cudaMemcpyAsync(w.block_table.ptr, bt.data(), bt.size() * 4, cudaMemcpyHostToDevice, stream));
       DSA_CHECK_CUDA(cudaMemcpyAsync(w.seq_lens.ptr, lens.data(), lens.size() * 4, cudaMemcpyHostToDevice, stream));
       DSA_CHECK_CUDA(cudaStreamSynchronize(stream));
-      const IndexerParams p = w.params(0, s.rows, s.len);
+      IndexerParams p = w.params(0, s.rows, s.len);
+      p.scored_pages = s.len > kTopK ? s.rows * n : 0;
       const double bytes = bytes_for(s.rows, s.rows * n);
 
       // Variants: the default call, and with "paths" the other scores paths, a stream-only
@@ -178,6 +181,10 @@ std::vector<BenchRow> bench_indexer(const BenchConfig& config) {
       variants.back().opt.path = auto_path;
       if (want_paths) {
         variants.back().phases = true;
+        variants.push_back({" two-kernel", cuda::IndexerRunOptions{}, false});
+        variants.back().opt.fused = 0;
+        variants.push_back({" fused", cuda::IndexerRunOptions{}, false});
+        variants.back().opt.fused = 1;
         int dev = 0, major = 0;
         DSA_CHECK_CUDA(cudaGetDevice(&dev));
         DSA_CHECK_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
@@ -223,13 +230,29 @@ std::vector<BenchRow> bench_indexer(const BenchConfig& config) {
         row.rows = s.rows;
         row.bytes_moved = bytes;
         row.timing = time_call(p, w.workspace.ptr, w.workspace_bytes, v.opt);
-        row.note = shape_note(p, path);
+        row.note = shape_note(p, path, v.opt);
         if (v.opt.stream_only) row.note = "diagnostic: scores kernel streams the pages only, no math, no top-k";
         if (v.opt.stages) row.note += concat(" (stages ", v.opt.stages, ")");
         if (v.opt.scores_groups) row.note += concat(" (", v.opt.scores_groups, " consumer groups)");
         if (v.opt.topk_cluster) row.note += concat(" (top-k cluster forced ", v.opt.topk_cluster, ")");
-        // The top-k share: the two phases timed alone (each after an L2 flush).
-        if (v.phases) {
+        // The top-k share: the two phases timed alone (each after an L2 flush); in the fused
+        // kernel, block 0's selection stamps against its whole run.
+        if (v.phases && cuda::indexer_launch_shape(p, v.opt).fused_cluster > 0) {
+          DeviceArray<long long> st(4 * 12);
+          DSA_CHECK_CUDA(cudaMemsetAsync(st.ptr, 0, 4 * 12 * sizeof(long long), stream));
+          if (config.flush) (*config.flush)(stream);
+          cuda::IndexerRunOptions o = v.opt;
+          o.topk_debug = st.ptr;
+          cuda::indexer_run(p, w.workspace.ptr, w.workspace_bytes, stream, o);
+          std::vector<long long> h(4 * 12);
+          DSA_CHECK_CUDA(cudaMemcpyAsync(h.data(), st.ptr, h.size() * sizeof(long long), cudaMemcpyDeviceToHost, stream));
+          DSA_CHECK_CUDA(cudaStreamSynchronize(stream));
+          if (h[0] != 0 && h[2] != 0 && h[8] != 0) {
+            const double select = static_cast<double>(h[8] - h[2]), all = static_cast<double>(h[8] - h[0]);
+            row.note += concat("; selection ", static_cast<int>(100.0 * select / all + 0.5),
+                               "% of block 0's time (clock64 stamps)");
+          }
+        } else if (v.phases) {
           cuda::IndexerRunOptions only_scores = v.opt, only_topk = v.opt;
           only_scores.run_topk = false;
           only_topk.run_scores = false;
@@ -279,6 +302,18 @@ std::vector<BenchRow> bench_indexer(const BenchConfig& config) {
         static const char* scores_names[] = {"prologue", "first-copy", "first-page-ready", "first-page-done", "rest"};
         print_phases("top-k", h, 12, 8, topk_names);
         print_phases("scores", hs, 8, 5, scores_names);
+        // The fused kernel's phases, where the shape allows it.
+        cuda::IndexerRunOptions fo;
+        fo.fused = 1;
+        if (cuda::indexer_launch_shape(p, fo).fused_cluster > 0) {
+          DSA_CHECK_CUDA(cudaMemsetAsync(stamps.ptr, 0, 4 * 12 * sizeof(long long), stream));
+          fo.topk_debug = stamps.ptr;
+          cuda::indexer_run(p, w.workspace.ptr, w.workspace_bytes, stream, fo);
+          DSA_CHECK_CUDA(cudaMemcpyAsync(h.data(), stamps.ptr, h.size() * sizeof(long long), cudaMemcpyDeviceToHost, stream));
+          DSA_CHECK_CUDA(cudaStreamSynchronize(stream));
+          static const char* fused_names[] = {"first-page", "scores", "merge", "threshold", "classify", "resolve", "count+exchange", "emit"};
+          print_phases("fused", h, 12, 8, fused_names);
+        }
       }
     }
   }
@@ -324,7 +359,8 @@ std::vector<BenchRow> bench_indexer(const BenchConfig& config) {
       for (int64_t r = r0; r < r0 + n; ++r)
         if (lens[size_t(r)] > kTopK) read += pages_for(lens[size_t(r)]);
       (void)used;
-      const IndexerParams p = w.params(r0, n, max_len);
+      IndexerParams p = w.params(r0, n, max_len);
+      p.scored_pages = read;
       medians.push_back(time_call(p, w.workspace.ptr, w.workspace_bytes, cuda::IndexerRunOptions{}).median_us);
       bytes += bytes_for(n, read);
     }

@@ -216,7 +216,10 @@ struct Uploaded {
     dp.topk_indices = topk.ptr;
     dp.max_seq_len = max_seq_len;
   }
-  GpuRun run(IndexerScoresPath path, int topk_variant, bool want_scores, cudaStream_t stream, int scores_groups = 0) {
+  // fused: IndexerRunOptions::fused, except that a run whose scores are wanted takes the two-kernel
+  // form (the fused kernel keeps its scores in shared memory).
+  GpuRun run(IndexerScoresPath path, int topk_variant, bool want_scores, cudaStream_t stream, int scores_groups = 0,
+             int fused = -1) {
     // Poison: ids 0x7F7F7F7F (not reachable), scores 0xFFFFFFFF (NaN).
     DSA_CHECK_CUDA(cudaMemsetAsync(topk.ptr, 0x7F, topk.count * sizeof(int32_t), stream));
     DSA_CHECK_CUDA(cudaMemsetAsync(workspace.ptr, 0xFF, workspace.count, stream));
@@ -224,6 +227,7 @@ struct Uploaded {
     opt.path = path;
     opt.topk_variant = topk_variant;
     opt.scores_groups = scores_groups;
+    opt.fused = want_scores ? 0 : fused;
     dsa::cuda::indexer_run(dp, workspace.ptr, workspace.count, stream, opt);
     DSA_CHECK_CUDA(cudaStreamSynchronize(stream));
     DSA_CHECK_CUDA(cudaGetLastError());
@@ -281,29 +285,33 @@ void check_case(IndexerCase& c, const CheckOptions& opt = CheckOptions{}) {
   DSA_CHECK_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   Uploaded up(c, max_seq_len);
   // Every scores path with the default top-k, and the other top-k variant on the default path.
-  // On sm_90 also wgmma-f16 with two software-pipelined consumer groups (groups[k] = 2).
+  // On sm_90 also wgmma-f16 with two software-pipelined consumer groups (groups[k] = 2) and the
+  // fused scores + top-k kernel with both top-k variants (fused[k] = 1; its scores are not
+  // compared: they never leave shared memory).
   std::vector<IndexerScoresPath> paths;
-  std::vector<int> variants, groups;
-  for (const auto path : paths_to_check()) {
+  std::vector<int> variants, groups, fused;
+  auto add_run = [&](IndexerScoresPath path, int variant, int group_count, int fuse) {
     paths.push_back(path);
-    variants.push_back(-1);
-    groups.push_back(0);
+    variants.push_back(variant);
+    groups.push_back(group_count);
+    fused.push_back(fuse);
+  };
+  for (const auto path : paths_to_check()) {
+    add_run(path, -1, 0, -1);
     if (path == IndexerScoresPath::kWgmmaF16) {
-      paths.push_back(path);
-      variants.push_back(-1);
-      groups.push_back(2);
+      add_run(path, -1, 2, -1);
+      add_run(path, -1, 0, 1);
+      add_run(path, 1, 0, 1);
     }
   }
-  paths.push_back(IndexerScoresPath::kAuto);
-  variants.push_back(1);
-  groups.push_back(0);
+  add_run(IndexerScoresPath::kAuto, 1, 0, -1);
   std::vector<GpuRun> runs;
   for (size_t k = 0; k < paths.size(); ++k)
-    runs.push_back(up.run(paths[k], variants[k], opt.compare_scores, stream, groups[k]));
+    runs.push_back(up.run(paths[k], variants[k], opt.compare_scores && fused[k] != 1, stream, groups[k], fused[k]));
   DSA_CHECK_CUDA(cudaStreamDestroy(stream));
   auto run_name = [&](size_t k) {
     return std::string(dsa::cuda::indexer_path_name(paths[k])) + (groups[k] == 2 ? "(2 groups)" : "") +
-           (variants[k] == 1 ? "+distributed-topk" : "");
+           (fused[k] == 1 ? "(fused)" : "") + (variants[k] == 1 ? "+distributed-topk" : "");
   };
   // The fp8-accumulating path's SPEC misses are counted, not failed (see the file comment).
   auto lenient = [&](size_t k) {
@@ -336,7 +344,7 @@ void check_case(IndexerCase& c, const CheckOptions& opt = CheckOptions{}) {
       } else if (!m.empty()) {
         msgs.push_back(run_name(k) + ": " + m);
       }
-      if (opt.compare_scores && n > kTopK && variants[k] == -1) {
+      if (opt.compare_scores && n > kTopK && variants[k] == -1 && fused[k] != 1) {
         const float* s = runs[k].scores.data() + row * stride;
         for (int32_t i = 0; i < n; ++i) {
           const double d = std::fabs(static_cast<double>(s[i]) - ref[static_cast<size_t>(i)]);
@@ -363,7 +371,7 @@ void check_case(IndexerCase& c, const CheckOptions& opt = CheckOptions{}) {
   });
   if (opt.compare_scores)
     for (size_t k = 0; k < paths.size(); ++k)
-      if (variants[k] == -1)
+      if (variants[k] == -1 && fused[k] != 1)
         std::printf("    scores (%s): worst |gpu - ref| / max(1, |ref|) = %.3g\n", run_name(k).c_str(), worst_rel[k]);
   std::string all;
   for (auto& f : failures) all += "\n  " + f;
@@ -478,8 +486,13 @@ TEST(GpuIndexer, VeryLongRowKeysStayInGlobalMemory) {
   // Longer than 8 blocks' shared memory can hold: the top-k re-reads scores from global memory.
   std::vector<int32_t> lens = {420000};
   IndexerCase c = make_case(lens, CaseOptions{}, seed_for("very-long"));
-  const auto shape = dsa::cuda::indexer_launch_shape(1, 420000, c.max_num_pages);
+  IndexerParams p;
+  p.rows = 1;
+  p.max_seq_len = 420000;
+  p.max_num_pages = c.max_num_pages;
+  const auto shape = dsa::cuda::indexer_launch_shape(p);
   EXPECT_FALSE(shape.topk_smem_keys);
+  EXPECT_EQ(shape.fused_cluster, 0);  // no cluster's shared memory holds the keys
   check_case(c);
 }
 
@@ -655,7 +668,9 @@ CallResult run_rows(const DeviceBuffer<uint8_t>& cache, int64_t num_pages, const
   p.topk_indices = dout.ptr;
   DSA_CHECK_CUDA(cudaMemsetAsync(dout.ptr, 0x7F, dout.count * sizeof(int32_t), stream));
   DSA_CHECK_CUDA(cudaMemsetAsync(ws.ptr, 0xFF, ws.count, stream));
-  dsa::cuda::indexer_run(p, ws.ptr, ws.count, stream, opt);
+  IndexerRunOptions o = opt;
+  if (want_scores) o.fused = 0;  // the fused kernel keeps its scores in shared memory
+  dsa::cuda::indexer_run(p, ws.ptr, ws.count, stream, o);
   DSA_CHECK_CUDA(cudaStreamSynchronize(stream));
   DSA_CHECK_CUDA(cudaGetLastError());
   CallResult res;
@@ -810,6 +825,18 @@ TEST(GpuIndexer, RowOutputIsTheSameInEveryCall) {
     }
   }
 
+  // Every composition once more through the fused scores + top-k kernel (taken on sm_90 only,
+  // whatever the shape: in several waves where the rows do not fit at once), with the default
+  // cluster size and every forced one.
+  const size_t unfused_calls = calls.size();
+  for (size_t k = targets; k < unfused_calls; ++k) {
+    if (calls[k].opt.topk_variant == 1) continue;
+    Call c = calls[k];
+    c.name += " fused";
+    c.opt.fused = 1;
+    calls.push_back(c);
+  }
+
   cudaStream_t stream;
   DSA_CHECK_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   std::vector<std::pair<IndexerScoresPath, int>> paths;  // (path, scores_groups)
@@ -823,6 +850,8 @@ TEST(GpuIndexer, RowOutputIsTheSameInEveryCall) {
     std::vector<std::vector<int32_t>> first(targets);  // each target's output in its first call
     int mismatches = 0;
     for (size_t k = 0; k < calls.size(); ++k) {
+      // The fused calls only where the fused kernel can be taken (the default path on sm_90).
+      if (calls[k].opt.fused == 1 && (path != IndexerScoresPath::kAuto || groups != 0)) continue;
       IndexerRunOptions opt = calls[k].opt;
       opt.path = path;
       opt.scores_groups = groups;
@@ -857,7 +886,8 @@ TEST(GpuIndexer, RowOutputIsTheSameInEveryCall) {
 TEST(GpuIndexer, TopkClusterSizesAndVariantsAgree) {
   REQUIRE_GPU();
   // Small (for compute-sanitizer): the default scores path, both top-k variants and every
-  // cluster size give the same canonical rows; normal scores and a pool of 2 tokens (ties).
+  // cluster size give the same canonical rows, in the two-kernel form and in the fused kernel
+  // (sm_90); normal scores and a pool of 2 tokens (ties).
   std::vector<uint8_t> cache;
   std::vector<RowSrc> rows;
   const uint32_t seed = seed_for("clusters");
@@ -877,14 +907,17 @@ TEST(GpuIndexer, TopkClusterSizesAndVariantsAgree) {
                                           base.scores.empty() ? nullptr : base.scores.data() + static_cast<int64_t>(r) * base.stride);
     EXPECT_TRUE(m.empty()) << rows[r].name << ": " << m;
   }
-  for (const int variant : {0, 1})
-    for (const int cl : {1, 2, 4, 8}) {
-      IndexerRunOptions opt;
-      opt.topk_variant = variant;
-      opt.topk_cluster = cl;
-      const CallResult res = run_rows(dcache, num_pages, call, opt, false, stream);
-      EXPECT_TRUE(res.topk == base.topk) << "variant " << variant << " cluster " << cl << " differs";
-    }
+  for (const int fuse : {0, 1})
+    for (const int variant : {0, 1})
+      for (const int cl : {0, 1, 2, 4, 8}) {
+        IndexerRunOptions opt;
+        opt.fused = fuse;
+        opt.topk_variant = variant;
+        opt.topk_cluster = cl;
+        const CallResult res = run_rows(dcache, num_pages, call, opt, false, stream);
+        EXPECT_TRUE(res.topk == base.topk) << (fuse ? "fused, " : "") << "variant " << variant << " cluster " << cl
+                                           << " differs";
+      }
   DSA_CHECK_CUDA(cudaStreamDestroy(stream));
 }
 
