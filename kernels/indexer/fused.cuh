@@ -14,11 +14,12 @@
 // `stages` slots, 3 consumer warpgroups taking the pages round robin (stages a multiple of 3:
 // each slot serves one group), each waiting for its previous page's wgmma chain and reducing
 // it while the other groups convert or multiply (as scores.cuh's 3-group loop). Once every page
-// is scored, the ring and the q tiles are dead and the selection's arrays overlay them; the
-// histogram and the keys have their own regions.
+// is scored, the ring and the q tile are dead and the selection's arrays overlay them; the
+// histogram and the keys have their own regions. All groups score the same row, so they share
+// one q tile (the persistent kernel needs one per group), which leaves room for a deeper ring.
 //
 // Shared memory (bytes from a 1024-aligned base):
-//   [0, region)                 q tiles (3 x 16 KB) + ring (stages x 8448); then the selection's
+//   [0, region)                 q tile (16 KB, f16) + ring (stages x 8448); then the selection's
 //                               arrays (TopkLayout without its histogram and keys)
 //   [region, + 16 KB)           first-digit histogram
 //   [.., + 4 chunk_cap)         keys
@@ -60,7 +61,7 @@ struct FusedLayout {
 
 __host__ __device__ inline FusedLayout fused_layout(int stages, int chunk_cap) {
   FusedLayout l;
-  const int64_t scores_bytes = int64_t{kFusedGroups} * q_tile_bytes(kMmaWgmmaF16) + int64_t{stages} * kPageBytes;
+  const int64_t scores_bytes = int64_t{q_tile_bytes(kMmaWgmmaF16)} + int64_t{stages} * kPageBytes;
   const int64_t select_bytes = 4 * static_cast<int64_t>(TopkLayout::keys(chunk_cap));  // incl. an unused histogram slot
   l.region = 0;
   l.hist = ((scores_bytes > select_bytes ? scores_bytes : select_bytes) + 15) / 16 * 16;
@@ -106,7 +107,7 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_fused_kern
   s.keys = reinterpret_cast<uint32_t*>(smem + lay.keys);
   uint64_t* full = reinterpret_cast<uint64_t*>(smem + lay.bars);
   uint64_t* empty = full + args.stages;
-  uint8_t* ring = smem + kFusedGroups * q_tile_bytes(kMmaWgmmaF16);
+  uint8_t* ring = smem + q_tile_bytes(kMmaWgmmaF16);
 
   // This block's chunk of the row, [begin, begin + n): its pages are page0 .. page0 + pages - 1.
   const int32_t chunk = static_cast<int32_t>(ceil_div64(ceil_div64(len, csize), 64) * 64);
@@ -153,12 +154,14 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_fused_kern
     const int group = warp / kWarpsPerGroup, wq = warp % kWarpsPerGroup;
     const int g = lane >> 2, t = lane & 3;
     const int t0 = wq * 16 + g;  // this thread's tokens in a page: t0 and t0 + 8
-    uint8_t* q_tile = smem + group * q_tile_bytes(kMmaWgmmaF16);
+    uint8_t* q_tile = smem;  // the row's q, f16, shared by the groups
     float w[16];
     load_head_weights(w, args.weights + row * kIndexHeads, t);
-    store_q_tile_f16(q_tile, args.q + row * kQBytes, tid - group * kWarpsPerGroup * 32);
-    fence_proxy_async_smem();
-    named_barrier(1 + group, kWarpsPerGroup * 32);
+    if (group == 0) {
+      store_q_tile_f16(q_tile, args.q + row * kQBytes, tid);
+      fence_proxy_async_smem();
+    }
+    named_barrier(1, kFusedGroups * kWarpsPerGroup * 32);  // the tile is written before any wgmma reads it
     uint32_t stage = static_cast<uint32_t>(group), phase = 0;
     float acc[32];
     uint32_t af[32];
