@@ -162,55 +162,25 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_fused_kern
       fence_proxy_async_smem();
     }
     named_barrier(1, kFusedGroups * kWarpsPerGroup * 32);  // the tile is written before any wgmma reads it
-    uint32_t stage = static_cast<uint32_t>(group), phase = 0;
-    float acc[32];
-    uint32_t af[32];
-    bool pending = false;
-    int32_t pend_page = 0;
-    float pend_sc0 = 0.f, pend_sc1 = 0.f;
-    // Keys of page `pg` of the chunk: positions below n only.
-    auto store_keys = [&](int32_t pg, float sc0, float sc1) {
-      float s0, s1;
-      reduce_page_scores(acc, w, sc0, sc1, s0, s1);
-      const int32_t pos = pg * kPageSize + t0 + (t == 1 ? 8 : 0);
-      if (t < 2 && pos < n) {
-        const uint32_t key = float_key(t == 0 ? s0 : s1);
-        s.keys[pos] = key;
-        atomicAdd(s.hist + (key >> 20), 1u);
-      }
-    };
-    for (int32_t it = group; it < pages; it += kFusedGroups) {
-      // The previous page's chain: wait, reduce.
-      wgmma_wait_all();
-      fence_regs(acc);
-      fence_regs_u32(af);
-      if (pending) store_keys(pend_page, pend_sc0, pend_sc1);
-      mbar_wait(&full[stage], phase);
-      if (it == 0) stamp(1);
-      const uint32_t stage_addr = smem_addr(ring + static_cast<int64_t>(stage) * kPageBytes);
-      uint32_t a[4][4];
-      load_a_fragments(a, stage_addr, t0, g, t);
-      const float sc0 = lds_f32(stage_addr + kPageFp8Bytes + 4 * t0);
-      const float sc1 = lds_f32(stage_addr + kPageFp8Bytes + 4 * (t0 + 8));
-      convert_a_f16(af, a);
-      __syncwarp();
-      if (lane == 0) mbar_arrive(&empty[stage]);
-      mma_page_wgmma_f16_issue(acc, af, smem_addr(q_tile));
-      pending = true;
-      pend_page = it;
-      pend_sc0 = sc0;
-      pend_sc1 = sc1;
-      stage += kFusedGroups;
-      if (stage >= static_cast<uint32_t>(stages)) {
-        stage -= stages;
-        phase ^= 1;
-      }
-    }
-    wgmma_wait_all();
-    fence_regs(acc);
-    if (pending) store_keys(pend_page, pend_sc0, pend_sc1);
+    // A page's tag is its page in the chunk; its scores become keys (positions below n only).
+    wgmma_f16_group_loop<kFusedGroups>(
+        group, pages, stages, ring, full, empty, q_tile, [](int32_t it) { return it; },
+        [&](int32_t it) {
+          if (it == 0) stamp(1);
+        },
+        [](int32_t) {},
+        [&](const float (&acc)[32], int32_t pg, float sc0, float sc1) {
+          float s0, s1;
+          reduce_page_scores(acc, w, sc0, sc1, s0, s1);
+          const int32_t pos = pg * kPageSize + t0 + (t == 1 ? 8 : 0);
+          if (t < 2 && pos < n) {
+            const uint32_t key = float_key(t == 0 ? s0 : s1);
+            s.keys[pos] = key;
+            atomicAdd(s.hist + (key >> 20), 1u);
+          }
+        });
   }
-  __syncthreads();  // every page scored: the ring and q tiles are free, keys and hist complete
+  __syncthreads();  // every page scored: the ring and the q tile are free, keys and hist complete
   stamp(2);
   topk_clear<NT>(s, rank, (n + 31) >> 5);
   for (int j = tid; j < pages; j += NT) s.pages[j] = __ldg(bt_row + page0 + j);

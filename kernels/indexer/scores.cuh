@@ -225,6 +225,62 @@ __device__ __forceinline__ void load_head_weights(float (&w)[16], const float* w
   }
 }
 
+#if DSA_IDX_HAVE_WGMMA
+// The consumer loop of the f16 wgmma form with 3 or more groups, which hide each other's latency
+// (one set of registers: 128 per thread). Group `group` takes items it = group, group + kGroups,
+// ... < items from ring slot it % stages (stages a multiple of kGroups). Per item: wait for the
+// group's previous chain and reduce that page (reduce(acc, tag, sc0, sc1)), then
+// tag = before_wait(it) (while the slot may still be landing), wait for the slot, after_wait(it)
+// (e.g. a row switch, which must follow the previous page's reduction), load and convert the
+// fragments, release the slot and issue the page's chain against the q tile at q_addr (read
+// after after_wait), then issued(it). The last page is reduced after the loop.
+template <int kGroups, typename BeforeWait, typename AfterWait, typename Issued, typename Reduce>
+__device__ __forceinline__ void wgmma_f16_group_loop(int32_t group, int32_t items, int stages, const uint8_t* ring,
+                                                     uint64_t* full, uint64_t* empty, const uint8_t* q_tile,
+                                                     BeforeWait&& before_wait, AfterWait&& after_wait, Issued&& issued,
+                                                     Reduce&& reduce) {
+  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int t0 = ((threadIdx.x >> 5) % kWarpsPerGroup) * 16 + g;  // this thread's tokens: t0 and t0 + 8
+  uint32_t stage = static_cast<uint32_t>(group), phase = 0;
+  float acc[32];
+  uint32_t af[32];
+  bool pending = false;
+  int32_t pend_tag = 0;
+  float pend_sc0 = 0.f, pend_sc1 = 0.f;
+  for (int32_t it = group; it < items; it += kGroups) {
+    wgmma_wait_all();
+    fence_regs(acc);
+    fence_regs_u32(af);
+    if (pending) reduce(acc, pend_tag, pend_sc0, pend_sc1);
+    const int32_t tag = before_wait(it);
+    mbar_wait(&full[stage], phase);
+    after_wait(it);
+    const uint32_t stage_addr = smem_addr(ring + static_cast<int64_t>(stage) * kPageBytes);
+    uint32_t a[4][4];
+    load_a_fragments(a, stage_addr, t0, g, t);
+    const float sc0 = lds_f32(stage_addr + kPageFp8Bytes + 4 * t0);
+    const float sc1 = lds_f32(stage_addr + kPageFp8Bytes + 4 * (t0 + 8));
+    convert_a_f16(af, a);
+    __syncwarp();
+    if (lane == 0) mbar_arrive(&empty[stage]);
+    mma_page_wgmma_f16_issue(acc, af, smem_addr(q_tile));
+    pending = true;
+    pend_tag = tag;
+    pend_sc0 = sc0;
+    pend_sc1 = sc1;
+    issued(it);
+    stage += kGroups;
+    if (stage >= static_cast<uint32_t>(stages)) {
+      stage -= stages;
+      phase ^= 1;
+    }
+  }
+  wgmma_wait_all();
+  fence_regs(acc);
+  if (pending) reduce(acc, pend_tag, pend_sc0, pend_sc1);
+}
+#endif
+
 template <int kMma, int kGroups>
 __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_scores_kernel(const ScoresArgs args) {
   constexpr bool kWgmma = kMma != kMmaPortable;
@@ -409,47 +465,27 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_scores_ker
 #if DSA_IDX_HAVE_WGMMA
   if constexpr (kMma == kMmaWgmmaF16 && kGroups >= 3) {
     if (!skip_math) {
-      // Three or more warpgroups hide each other's latency: per page, wait for this group's
-      // previous wgmma chain and reduce that page (before any row switch), then load and
-      // convert the fragments, release the slot and issue the page's chain (one set of
-      // registers: 128 per thread).
-      float acc[32];
-      uint32_t af[32];
-      bool pending = false;
-      int32_t pend_page = 0;
-      float pend_sc0 = 0.f, pend_sc1 = 0.f;
+      // Three groups (wgmma_f16_group_loop); a page's tag is its page in its row, and the row
+      // switch (q, weights, length) comes after the previous page's reduction.
       // 32-bit item indices (the launcher bounds a call's pages below 2^31): fewer registers.
-      const int32_t items32 = static_cast<int32_t>(items), begin32 = static_cast<int32_t>(item_begin);
-      for (int32_t it = group; it < items32; it += kGroups) {
-        // The previous page's chain: wait, reduce (with its row's weights and length).
-        wgmma_wait_all();
-        fence_regs(acc);
-        fence_regs_u32(af);
-        if (pending) epilogue(acc, pend_page, pend_sc0, pend_sc1);
-        const int32_t wi = begin32 + it;
-        while (item_row + 1 < rows && prefix[item_row + 1] <= wi) ++item_row;
-        mbar_wait(&full[stage], phase);
-        if (stamps && it == 0 && threadIdx.x == 0) stamps[3] = clock64();
-        if (item_row != cur_row) switch_row(item_row);
-        const uint32_t stage_addr = smem_addr(ring + static_cast<int64_t>(stage) * kPageBytes);
-        uint32_t a[4][4];
-        load_a_fragments(a, stage_addr, t0, g, t);
-        const float sc0 = lds_f32(stage_addr + kPageFp8Bytes + 4 * t0);
-        const float sc1 = lds_f32(stage_addr + kPageFp8Bytes + 4 * (t0 + 8));
-        convert_a_f16(af, a);
-        __syncwarp();
-        if (lane == 0) mbar_arrive(&empty[stage]);
-        mma_page_wgmma_f16_issue(acc, af, smem_addr(q_tile));
-        pending = true;
-        pend_page = wi - prefix[item_row];
-        pend_sc0 = sc0;
-        pend_sc1 = sc1;
-        if (stamps && it == 0 && threadIdx.x == 0) stamps[4] = clock64();
-        next_stage();
-      }
-      wgmma_wait_all();
-      fence_regs(acc);
-      if (pending) epilogue(acc, pend_page, pend_sc0, pend_sc1);
+      const int32_t begin32 = static_cast<int32_t>(item_begin);
+      wgmma_f16_group_loop<kGroups>(
+          group, static_cast<int32_t>(items), stages, ring, full, empty, q_tile,
+          [&](int32_t it) {
+            const int32_t wi = begin32 + it;
+            while (item_row + 1 < rows && prefix[item_row + 1] <= wi) ++item_row;
+            return wi - prefix[item_row];
+          },
+          [&](int32_t it) {
+            if (stamps && it == 0 && threadIdx.x == 0) stamps[3] = clock64();
+            if (item_row != cur_row) switch_row(item_row);
+          },
+          [&](int32_t it) {
+            if (stamps && it == 0 && threadIdx.x == 0) stamps[4] = clock64();
+          },
+          [&](const float (&acc)[32], int32_t page_in_row, float sc0, float sc1) {
+            epilogue(acc, page_in_row, sc0, sc1);
+          });
       if (stamps && threadIdx.x == 0) stamps[5] = clock64();
       return;
     }
