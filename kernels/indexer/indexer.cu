@@ -84,6 +84,7 @@ const DeviceCaps& device_caps() {
 }
 
 struct Plan {
+  IndexerScoresPath path = IndexerScoresPath::kAuto;  // resolved, when need_scores
   int fused_cluster = 0;     // > 0: the fused kernel, this many blocks per row (and the fields below)
   int fused_stages = 0;
   int32_t fused_chunk_cap = 0;
@@ -165,6 +166,15 @@ Plan make_plan(int64_t rows, int32_t max_seq_len, int64_t max_num_pages, const D
   return plan;
 }
 
+IndexerScoresPath resolve_path(IndexerScoresPath path, const DeviceCaps& caps) {
+  if (path == IndexerScoresPath::kAuto)
+    return caps.cc_major == 9 && caps.cc_minor == 0 ? kDefaultSm90Path : IndexerScoresPath::kPortable;
+  if (path == IndexerScoresPath::kWgmma || path == IndexerScoresPath::kWgmmaF16 || path == IndexerScoresPath::kWgmmaSplit)
+    DSA_REQUIRE(caps.cc_major == 9 && caps.cc_minor == 0, "indexer: the wgmma path needs an sm_90 device, this is sm_",
+                caps.cc_major, caps.cc_minor);
+  return path;
+}
+
 // The fused kernel's shape for rows of up to len_cap tokens: the fewest blocks per row (1..8) whose
 // shared memory holds a chunk's keys with a ring of at least kFusedMinStages pages, doubled while
 // the rows' blocks still fit the SMs at once (more blocks stream more of the row at once), or
@@ -203,10 +213,12 @@ bool fused_pays(const Plan& plan, const IndexerParams& p, const DeviceCaps& caps
   return static_cast<double>(fused_per_block) <= kFusedEvenSlack * static_cast<double>(persistent_per_block) + kFusedEvenPages;
 }
 
-// make_plan, then the fused kernel where the options and the device allow it and (auto) it pays.
-Plan make_call_plan(const IndexerParams& p, const DeviceCaps& caps, const IndexerRunOptions& options, IndexerScoresPath path) {
+// make_plan and the scores path (when rows need scores), then the fused kernel where the options
+// and the device allow it and (auto) it pays.
+Plan make_call_plan(const IndexerParams& p, const DeviceCaps& caps, const IndexerRunOptions& options) {
   Plan plan = make_plan(p.rows, p.max_seq_len, p.max_num_pages, caps, options.stages, options.topk_cluster);
-  const bool eligible = plan.need_scores && options.fused != 0 && path == IndexerScoresPath::kWgmmaF16 &&
+  if (plan.need_scores) plan.path = resolve_path(options.path, caps);
+  const bool eligible = plan.need_scores && options.fused != 0 && plan.path == IndexerScoresPath::kWgmmaF16 &&
                         options.scores_groups != idx::kScoreGroups && options.run_scores && options.run_topk &&
                         !options.stream_only && options.scores_debug == nullptr && p.rows <= kRowsPerScoresLaunch;
   if (!eligible || (options.fused < 0 && options.topk_cluster > 0)) return plan;
@@ -217,14 +229,6 @@ Plan make_call_plan(const IndexerParams& p, const DeviceCaps& caps, const Indexe
   return fused;
 }
 
-IndexerScoresPath resolve_path(IndexerScoresPath path, const DeviceCaps& caps) {
-  if (path == IndexerScoresPath::kAuto)
-    return caps.cc_major == 9 && caps.cc_minor == 0 ? kDefaultSm90Path : IndexerScoresPath::kPortable;
-  if (path == IndexerScoresPath::kWgmma || path == IndexerScoresPath::kWgmmaF16 || path == IndexerScoresPath::kWgmmaSplit)
-    DSA_REQUIRE(caps.cc_major == 9 && caps.cc_minor == 0, "indexer: the wgmma path needs an sm_90 device, this is sm_",
-                caps.cc_major, caps.cc_minor);
-  return path;
-}
 
 }  // namespace
 
@@ -263,7 +267,7 @@ const char* indexer_path_name(IndexerScoresPath path) {
 
 IndexerLaunchShape indexer_launch_shape(const IndexerParams& p, const IndexerRunOptions& options) {
   const DeviceCaps& caps = device_caps();
-  const Plan plan = make_call_plan(p, caps, options, resolve_path(options.path, caps));
+  const Plan plan = make_call_plan(p, caps, options);
   IndexerLaunchShape s;
   s.fused_cluster = plan.fused_cluster;
   s.fused_stages = plan.fused_stages;
@@ -283,8 +287,8 @@ void indexer_run(const IndexerParams& p, void* workspace, size_t workspace_bytes
   DSA_REQUIRE(p.topk_indices != nullptr && p.seq_lens != nullptr, "indexer: null topk_indices or seq_lens");
   DSA_REQUIRE(p.max_num_pages == 0 || p.block_table != nullptr, "indexer: null block_table");
   const DeviceCaps& caps = device_caps();
-  const IndexerScoresPath path = resolve_path(options.path, caps);
-  const Plan plan = make_call_plan(p, caps, options, path);
+  const Plan plan = make_call_plan(p, caps, options);
+  const IndexerScoresPath path = plan.path;
 
   float* scores = static_cast<float*>(workspace);
   if (plan.need_scores) {
