@@ -49,6 +49,7 @@ struct FusedArgs {
   int32_t variant = kTopkGather;         // top-k variant (same output)
   int32_t* out = nullptr;                // [rows, 2048]
   long long* debug = nullptr;            // diagnostic: [4 blocks][kTopkCheckpoints] clock64 stamps
+  unsigned long long* timeline = nullptr;  // diagnostic: [grid][kTimelineSlots] (work done = scores done)
 };
 
 struct FusedLayout {
@@ -93,11 +94,15 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_fused_kern
     if (stamps && tid == 0) stamps[k] = clock64();
   };
   stamp(0);
+  timeline_mark(args.timeline, kTimelineEntry);
+  timeline_mark(args.timeline, kTimelineSm);
   const int32_t len = clamp_len(__ldg(args.seq_lens + row), args.len_cap);
   int32_t* out_row = args.out + row * kTopK;
   const int32_t* bt_row = args.block_table + row * args.bt_stride;
   if (len <= kTopK) {  // uniform over the cluster: no block touches another's shared memory
     emit_all_tokens<NT>(out_row, bt_row, len, csize, rank);
+    timeline_mark(args.timeline, kTimelineWorkDone);
+    timeline_mark(args.timeline, kTimelineExit);
     return;
   }
 
@@ -182,6 +187,7 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_fused_kern
   }
   __syncthreads();  // every page scored: the ring and the q tile are free, keys and hist complete
   stamp(2);
+  timeline_mark(args.timeline, kTimelineWorkDone);
   topk_clear<NT>(s, rank, (n + 31) >> 5);
   for (int j = tid; j < pages; j += NT) s.pages[j] = __ldg(bt_row + page0 + j);
   TopkChunk c;
@@ -191,6 +197,7 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_fused_kern
   c.rank = rank;
   c.variant = args.variant;
   topk_select<NT, true>(s, c, stamp);
+  timeline_mark(args.timeline, kTimelineExit);
 #else
   __trap();  // the launcher takes this kernel only on sm_90a
 #endif

@@ -315,6 +315,7 @@ void indexer_run(const IndexerParams& p, void* workspace, size_t workspace_bytes
                 options.topk_variant);
     a.out = p.topk_indices;
     a.debug = options.topk_debug;
+    a.timeline = options.timeline;
     idx::launch_fused(a, p.rows, plan.fused_cluster, plan.fused_smem, stream);
     return;
   }
@@ -335,6 +336,7 @@ void indexer_run(const IndexerParams& p, void* workspace, size_t workspace_bytes
       a.stages = plan.stages;
       a.flags = options.stream_only ? idx::kScoresSkipMath : 0;
       a.debug = row0 == 0 ? options.scores_debug : nullptr;
+      a.timeline = row0 == 0 ? options.timeline : nullptr;
       if (path == IndexerScoresPath::kWgmma)
         idx::launch_scores_wgmma(a, plan.scores_grid, plan.scores_smem, stream);
       else if (path == IndexerScoresPath::kWgmmaF16)

@@ -43,6 +43,9 @@ struct IndexerRunOptions {
   bool stream_only = false;  // diagnostic: the scores kernel streams the pages and computes nothing
   long long* topk_debug = nullptr;    // diagnostic: device buffer of 4 x 12 clock64 stamps (top-k phases)
   long long* scores_debug = nullptr;  // diagnostic: device buffer of 4 x 8 clock64 stamps (scores start-up)
+  // diagnostic: device buffer of 4 values per block (globaltimer ns at entry, work done, exit;
+  // SM id) of the fused kernel, or else of the first scores kernel (IndexerLaunchShape's grid)
+  unsigned long long* timeline = nullptr;
 };
 
 void indexer_run(const IndexerParams& p, void* workspace, size_t workspace_bytes, cudaStream_t stream,

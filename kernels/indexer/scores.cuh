@@ -55,6 +55,7 @@ struct ScoresArgs {
   int32_t stages = 0;                    // ring slots
   int32_t flags = 0;                     // kScoresSkipMath: diagnostic, stream pages only
   long long* debug = nullptr;            // diagnostic: [4 blocks][8] clock64 stamps
+  unsigned long long* timeline = nullptr;  // diagnostic: [grid][kTimelineSlots]
 };
 
 inline constexpr int32_t kScoresSkipMath = 1;  // consumers release pages untouched (no scores)
@@ -287,6 +288,8 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_scores_ker
   allow_dependent_launch();  // the top-k kernel may be scheduled now; it waits for this grid
   long long* stamps = (args.debug != nullptr && blockIdx.x < 4) ? args.debug + blockIdx.x * 8 : nullptr;
   if (stamps && threadIdx.x == 0) stamps[0] = clock64();
+  timeline_mark(args.timeline, kTimelineEntry);
+  timeline_mark(args.timeline, kTimelineSm);
   extern __shared__ uint8_t smem_raw[];
   uint8_t* smem = smem_raw + ((1024 - (smem_addr(smem_raw) & 1023)) & 1023);
   const ScoresLayout lay = scores_layout(kGroups, args.stages, args.rows, q_tile_bytes(kMma));
@@ -487,6 +490,8 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_scores_ker
             epilogue(acc, page_in_row, sc0, sc1);
           });
       if (stamps && threadIdx.x == 0) stamps[5] = clock64();
+      timeline_mark(args.timeline, kTimelineWorkDone);
+      timeline_mark(args.timeline, kTimelineExit);
       return;
     }
   } else if constexpr (kMma == kMmaWgmmaF16) {
@@ -548,6 +553,8 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_scores_ker
       fence_regs(acc);
       if (pending) epilogue(acc, pend_page, pend_sc0, pend_sc1);
       if (stamps && threadIdx.x == 0) stamps[5] = clock64();
+      timeline_mark(args.timeline, kTimelineWorkDone);
+      timeline_mark(args.timeline, kTimelineExit);
       return;
     }
   }
@@ -592,6 +599,8 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_scores_ker
     next_stage();
   }
   if (stamps && threadIdx.x == 0) stamps[5] = clock64();
+  timeline_mark(args.timeline, kTimelineWorkDone);
+  timeline_mark(args.timeline, kTimelineExit);
 }
 
 }  // namespace dsa::cuda::idx

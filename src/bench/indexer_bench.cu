@@ -314,6 +314,54 @@ std::vector<BenchRow> bench_indexer(const BenchConfig& config) {
           static const char* fused_names[] = {"first-page", "scores", "merge", "threshold", "classify", "resolve", "count+exchange", "emit"};
           print_phases("fused", h, 12, 8, fused_names);
         }
+        // Every block's entry, end of its own work and exit on the GPU-wide clock: whether the
+        // call's time is the blocks' work or a spread of their starts and ends.
+        auto print_timeline = [&](const char* what, cuda::IndexerRunOptions o) {
+          const cuda::IndexerLaunchShape ls = cuda::indexer_launch_shape(p, o);
+          const int64_t blocks = ls.fused_cluster > 0 ? s.rows * ls.fused_cluster : ls.scores_grid;
+          if (blocks <= 0) return;
+          const size_t n = static_cast<size_t>(blocks) * 4;
+          DeviceArray<unsigned long long> tl(n);
+          DSA_CHECK_CUDA(cudaMemsetAsync(tl.ptr, 0, n * sizeof(unsigned long long), stream));
+          if (config.flush) (*config.flush)(stream);
+          o.timeline = tl.ptr;
+          o.topk_debug = nullptr;
+          o.run_topk = ls.fused_cluster > 0;  // the scores kernel's blocks alone otherwise
+          cuda::indexer_run(p, w.workspace.ptr, w.workspace_bytes, stream, o);
+          std::vector<unsigned long long> t(n);
+          DSA_CHECK_CUDA(cudaMemcpyAsync(t.data(), tl.ptr, n * sizeof(unsigned long long), cudaMemcpyDeviceToHost, stream));
+          DSA_CHECK_CUDA(cudaStreamSynchronize(stream));
+          unsigned long long t0 = ~0ull;
+          for (int64_t b = 0; b < blocks; ++b) t0 = std::min(t0, t[size_t(b * 4)]);
+          std::vector<double> entry, done, exit, work;
+          std::vector<std::pair<double, int64_t>> by_exit;
+          for (int64_t b = 0; b < blocks; ++b) {
+            const unsigned long long* v = &t[size_t(b * 4)];
+            entry.push_back((v[0] - t0) * 1e-3);
+            done.push_back((v[1] - t0) * 1e-3);
+            exit.push_back((v[2] - t0) * 1e-3);
+            work.push_back((v[1] - v[0]) * 1e-3);
+            by_exit.push_back({exit.back(), b});
+          }
+          auto q = [](std::vector<double> v) {
+            std::sort(v.begin(), v.end());
+            return concat(v.front(), "/", v[v.size() / 2], "/", v.back());
+          };
+          std::sort(by_exit.rbegin(), by_exit.rend());
+          std::string last;
+          for (size_t i = 0; i < std::min<size_t>(4, by_exit.size()); ++i) {
+            const int64_t b = by_exit[i].second;
+            last += concat(" ", b, "@sm", t[size_t(b * 4 + 3)], " (entry ", entry[size_t(b)], ", work ", work[size_t(b)], ")");
+          }
+          std::printf("# timeline %s b=%lld L=%d, %lld blocks, us from the first entry, min/median/max: entry %s, "
+                      "work done %s, exit %s; work per block %s; last exits:%s\n",
+                      what, static_cast<long long>(s.rows), static_cast<int>(s.len), static_cast<long long>(blocks),
+                      q(entry).c_str(), q(done).c_str(), q(exit).c_str(), q(work).c_str(), last.c_str());
+        };
+        cuda::IndexerRunOptions two;
+        two.fused = 0;
+        print_timeline("scores kernel", two);
+        if (cuda::indexer_launch_shape(p, fo).fused_cluster > 0) print_timeline("fused kernel", fo);
       }
     }
   }
