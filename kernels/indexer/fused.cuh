@@ -23,7 +23,7 @@
 //                               arrays (TopkLayout without its histogram and keys)
 //   [region, + 16 KB)           first-digit histogram
 //   [.., + 4 chunk_cap)         keys
-//   [.., + 16 stages)           full / empty mbarriers
+//   [.., + 16 stages + 8)       full / empty mbarriers, q-tile-ready mbarrier
 #pragma once
 
 #include <cstdint>
@@ -68,7 +68,7 @@ __host__ __device__ inline FusedLayout fused_layout(int stages, int chunk_cap) {
   l.hist = ((scores_bytes > select_bytes ? scores_bytes : select_bytes) + 15) / 16 * 16;
   l.keys = l.hist + 4 * kTopBins;
   l.bars = l.keys + 4 * static_cast<int64_t>(chunk_cap);
-  l.bytes = l.bars + 16 * static_cast<int64_t>(stages);
+  l.bytes = l.bars + 16 * static_cast<int64_t>(stages) + 8;
   return l;
 }
 
@@ -112,6 +112,7 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_fused_kern
   s.keys = reinterpret_cast<uint32_t*>(smem + lay.keys);
   uint64_t* full = reinterpret_cast<uint64_t*>(smem + lay.bars);
   uint64_t* empty = full + args.stages;
+  uint64_t* q_ready = empty + args.stages;
   uint8_t* ring = smem + q_tile_bytes(kMmaWgmmaF16);
 
   // This block's chunk of the row, [begin, begin + n): its pages are page0 .. page0 + pages - 1.
@@ -124,8 +125,9 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_fused_kern
   if (tid == 0) {
     for (int i = 0; i < stages; ++i) {
       mbar_init(&full[i], 1);
-      mbar_init(&empty[i], kWarpsPerGroup);
+      mbar_init(&empty[i], kWarpsPerGroup * kSlotArrivals);
     }
+    mbar_init(q_ready, kWarpsPerGroup * 32);
     mbar_init_fence();
   }
   for (int i = tid; i < kTopBins; i += NT) s.hist[i] = 0;
@@ -154,6 +156,9 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_fused_kern
       }
       page_c = page_n;
     }
+    // Lanes 1-31 leave the loop while lane 0 may still wait for a slot: reconverge before the
+    // block barrier below (an aligned barrier, to be executed by the whole warp together).
+    __syncwarp();
   } else {
     // ---------------- consumer warpgroups: scores of the chunk into keys ----------------
     const int group = warp / kWarpsPerGroup, wq = warp % kWarpsPerGroup;
@@ -162,18 +167,22 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_fused_kern
     uint8_t* q_tile = smem;  // the row's q, f16, shared by the groups
     float w[16];
     load_head_weights(w, args.weights + row * kIndexHeads, t);
+    // The tile is written (group 0) before any wgmma reads it: an mbarrier rather than a named
+    // barrier of the consumer threads, because compute-sanitizer's racecheck then counts the
+    // producer warp's block barriers out of step and reports the selection's reads as races.
     if (group == 0) {
       store_q_tile_f16(q_tile, args.q + row * kQBytes, tid);
       fence_proxy_async_smem();
+      mbar_arrive(q_ready);
     }
-    named_barrier(1, kFusedGroups * kWarpsPerGroup * 32);  // the tile is written before any wgmma reads it
+    mbar_wait(q_ready, 0);
     // A page's tag is its page in the chunk; its scores become keys (positions below n only).
     wgmma_f16_group_loop<kFusedGroups>(
-        group, pages, stages, ring, full, empty, q_tile, [](int32_t it) { return it; },
+        group, pages, stages, ring, full, empty, q_tile, [](int32_t) {},
         [&](int32_t it) {
           if (it == 0) stamp(1);
         },
-        [](int32_t) {},
+        [](int32_t it) { return it; },
         [&](const float (&acc)[32], int32_t pg, float sc0, float sc1) {
           float s0, s1;
           reduce_page_scores(acc, w, sc0, sc1, s0, s1);

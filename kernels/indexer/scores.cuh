@@ -231,10 +231,11 @@ __device__ __forceinline__ void load_head_weights(float (&w)[16], const float* w
 // (one set of registers: 128 per thread). Group `group` takes items it = group, group + kGroups,
 // ... < items from ring slot it % stages (stages a multiple of kGroups). Per item: wait for the
 // group's previous chain and reduce that page (reduce(acc, tag, sc0, sc1)), then
-// tag = before_wait(it) (while the slot may still be landing), wait for the slot, after_wait(it)
-// (e.g. a row switch, which must follow the previous page's reduction), load and convert the
-// fragments, release the slot and issue the page's chain against the q tile at q_addr (read
-// after after_wait), then issued(it). The last page is reduced after the loop.
+// before_wait(it) (while the slot may still be landing), wait for the slot, after_wait(it) (e.g.
+// a row switch, which must follow the previous page's reduction), load and convert the
+// fragments, release the slot and issue the page's chain against the q tile (read after
+// after_wait), then tag = issued(it) (lookups there overlap the chain). The last page is reduced
+// after the loop.
 template <int kGroups, typename BeforeWait, typename AfterWait, typename Issued, typename Reduce>
 __device__ __forceinline__ void wgmma_f16_group_loop(int32_t group, int32_t items, int stages, const uint8_t* ring,
                                                      uint64_t* full, uint64_t* empty, const uint8_t* q_tile,
@@ -253,7 +254,7 @@ __device__ __forceinline__ void wgmma_f16_group_loop(int32_t group, int32_t item
     fence_regs(acc);
     fence_regs_u32(af);
     if (pending) reduce(acc, pend_tag, pend_sc0, pend_sc1);
-    const int32_t tag = before_wait(it);
+    before_wait(it);
     mbar_wait(&full[stage], phase);
     after_wait(it);
     const uint32_t stage_addr = smem_addr(ring + static_cast<int64_t>(stage) * kPageBytes);
@@ -262,14 +263,12 @@ __device__ __forceinline__ void wgmma_f16_group_loop(int32_t group, int32_t item
     const float sc0 = lds_f32(stage_addr + kPageFp8Bytes + 4 * t0);
     const float sc1 = lds_f32(stage_addr + kPageFp8Bytes + 4 * (t0 + 8));
     convert_a_f16(af, a);
-    __syncwarp();
-    if (lane == 0) mbar_arrive(&empty[stage]);
+    release_slot(&empty[stage]);
     mma_page_wgmma_f16_issue(acc, af, smem_addr(q_tile));
     pending = true;
-    pend_tag = tag;
+    pend_tag = issued(it);
     pend_sc0 = sc0;
     pend_sc1 = sc1;
-    issued(it);
     stage += kGroups;
     if (stage >= static_cast<uint32_t>(stages)) {
       stage -= stages;
@@ -324,7 +323,7 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_scores_ker
   if (tid == 0) {
     for (int s = 0; s < stages; ++s) {
       mbar_init(&full[s], 1);
-      mbar_init(&empty[s], kWarpsPerGroup);
+      mbar_init(&empty[s], kWarpsPerGroup * kSlotArrivals);
     }
     mbar_init_fence();
   }
@@ -477,7 +476,6 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_scores_ker
           [&](int32_t it) {
             const int32_t wi = begin32 + it;
             while (item_row + 1 < rows && prefix[item_row + 1] <= wi) ++item_row;
-            return wi - prefix[item_row];
           },
           [&](int32_t it) {
             if (stamps && it == 0 && threadIdx.x == 0) stamps[3] = clock64();
@@ -485,6 +483,7 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_scores_ker
           },
           [&](int32_t it) {
             if (stamps && it == 0 && threadIdx.x == 0) stamps[4] = clock64();
+            return begin32 + it - prefix[item_row];
           },
           [&](const float (&acc)[32], int32_t page_in_row, float sc0, float sc1) {
             epilogue(acc, page_in_row, sc0, sc1);
@@ -528,8 +527,7 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_scores_ker
         const float sc0 = lds_f32(stage_addr + kPageFp8Bytes + 4 * t0);
         const float sc1 = lds_f32(stage_addr + kPageFp8Bytes + 4 * (t0 + 8));
         convert_a_f16(af[P], a);
-        __syncwarp();
-        if (lane == 0) mbar_arrive(&empty[stage]);
+        release_slot(&empty[stage]);
         wgmma_wait_all();
         fence_regs(acc);
         fence_regs_u32(af[1 - P]);
@@ -566,8 +564,7 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_scores_ker
     mbar_wait(&full[stage], phase);
     if (stamps && it == 0 && threadIdx.x == 0) stamps[3] = clock64();
     if (skip_math) {
-      __syncwarp();
-      if (lane == 0) mbar_arrive(&empty[stage]);
+      release_slot(&empty[stage]);
       next_stage();
       continue;
     }
@@ -592,8 +589,7 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_scores_ker
     } else {
       mma_page_portable(acc, a, qf);
     }
-    __syncwarp();
-    if (lane == 0) mbar_arrive(&empty[stage]);
+    release_slot(&empty[stage]);
     epilogue(acc, static_cast<int32_t>(wi - prefix[item_row]), sc0, sc1);
     if (stamps && it == 0 && threadIdx.x == 0) stamps[4] = clock64();
     next_stage();
