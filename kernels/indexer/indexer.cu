@@ -299,6 +299,10 @@ void indexer_run(const IndexerParams& p, void* workspace, size_t workspace_bytes
                 " B, need ", need, " B");
   }
 
+  const int32_t topk_variant = options.topk_variant < 0 ? kDefaultTopkVariant : options.topk_variant;
+  DSA_REQUIRE(topk_variant == idx::kTopkGather || topk_variant == idx::kTopkDistributed,
+              "indexer: unknown top-k variant ", options.topk_variant);
+
   if (plan.fused_cluster > 0) {
     idx::FusedArgs a;
     a.index_k = p.index_k;
@@ -310,9 +314,7 @@ void indexer_run(const IndexerParams& p, void* workspace, size_t workspace_bytes
     a.len_cap = plan.len_cap;
     a.chunk_cap = plan.fused_chunk_cap;
     a.stages = plan.fused_stages;
-    a.variant = options.topk_variant < 0 ? kDefaultTopkVariant : options.topk_variant;
-    DSA_REQUIRE(a.variant == idx::kTopkGather || a.variant == idx::kTopkDistributed, "indexer: unknown top-k variant ",
-                options.topk_variant);
+    a.variant = topk_variant;
     a.out = p.topk_indices;
     a.debug = options.topk_debug;
     a.timeline = options.timeline;
@@ -360,9 +362,7 @@ void indexer_run(const IndexerParams& p, void* workspace, size_t workspace_bytes
     a.chunk_cap = plan.chunk_cap;
     a.out = p.topk_indices;
     a.debug = options.topk_debug;
-    a.variant = options.topk_variant < 0 ? kDefaultTopkVariant : options.topk_variant;
-    DSA_REQUIRE(a.variant == idx::kTopkGather || a.variant == idx::kTopkDistributed, "indexer: unknown top-k variant ",
-                options.topk_variant);
+    a.variant = topk_variant;
     const bool after_scores = options.pdl && options.run_scores && plan.need_scores;
     idx::launch_topk(a, p.rows, plan.cluster, plan.smem_keys, plan.topk_smem, after_scores, stream);
   }
