@@ -120,21 +120,22 @@ __device__ __forceinline__ void fence_proxy_async_smem() {
 
 // ---- Diagnostics: where a grid's blocks spend their time ------------------------------------
 // Per-block timeline slots (dsa-bench's probes): globaltimer nanoseconds (one clock for the
-// whole GPU, unlike clock64) at entry, when the block's own work is done, at exit; its SM.
+// whole GPU, unlike clock64) at entry, when the block's own work is done, at exit; its SM (written
+// with the entry).
 inline constexpr int kTimelineEntry = 0, kTimelineWorkDone = 1, kTimelineExit = 2, kTimelineSm = 3;
 inline constexpr int kTimelineSlots = 4;
 
 __device__ __forceinline__ void timeline_mark(unsigned long long* timeline, int slot) {
   if (timeline == nullptr || threadIdx.x != 0) return;
-  unsigned long long v;
-  if (slot == kTimelineSm) {
+  unsigned long long* block = timeline + static_cast<int64_t>(blockIdx.x) * kTimelineSlots;
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  block[slot] = t;
+  if (slot == kTimelineEntry) {
     uint32_t sm;
     asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
-    v = sm;
-  } else {
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(v));
+    block[kTimelineSm] = sm;
   }
-  timeline[static_cast<int64_t>(blockIdx.x) * kTimelineSlots + slot] = v;
 }
 
 // ---- Programmatic dependent launch (sm_90+) -------------------------------------------------

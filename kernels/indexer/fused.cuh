@@ -95,7 +95,6 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_fused_kern
   };
   stamp(0);
   timeline_mark(args.timeline, kTimelineEntry);
-  timeline_mark(args.timeline, kTimelineSm);
   const int32_t len = clamp_len(__ldg(args.seq_lens + row), args.len_cap);
   int32_t* out_row = args.out + row * kTopK;
   const int32_t* bt_row = args.block_table + row * args.bt_stride;
@@ -116,7 +115,7 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_fused_kern
   uint8_t* ring = smem + q_tile_bytes(kMmaWgmmaF16);
 
   // This block's chunk of the row, [begin, begin + n): its pages are page0 .. page0 + pages - 1.
-  const int32_t chunk = static_cast<int32_t>(ceil_div64(ceil_div64(len, csize), 64) * 64);
+  const int32_t chunk = topk_chunk(len, static_cast<int>(csize));
   const int32_t begin = static_cast<int32_t>(rank) * chunk;
   const int32_t n = max(0, min(len, begin + chunk) - begin);
   const int32_t page0 = begin >> 6, pages = (n + kPageSize - 1) >> 6;

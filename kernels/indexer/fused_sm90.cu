@@ -11,26 +11,6 @@ namespace dsa::cuda::idx {
 
 template __global__ void indexer_fused_kernel<kFusedGroups>(FusedArgs);
 
-namespace {
-
-cudaLaunchConfig_t fused_config(int64_t rows, int cluster, size_t smem_bytes, cudaStream_t stream,
-                                cudaLaunchAttribute* attr) {
-  cudaLaunchConfig_t config = {};
-  config.gridDim = dim3(static_cast<unsigned>(rows * cluster), 1, 1);
-  config.blockDim = dim3(kFusedThreads, 1, 1);
-  config.dynamicSmemBytes = smem_bytes;
-  config.stream = stream;
-  attr->id = cudaLaunchAttributeClusterDimension;
-  attr->val.clusterDim.x = static_cast<unsigned>(cluster);
-  attr->val.clusterDim.y = 1;
-  attr->val.clusterDim.z = 1;
-  config.attrs = attr;
-  config.numAttrs = 1;
-  return config;
-}
-
-}  // namespace
-
 int fused_max_active_clusters(int cluster, size_t smem_bytes) {
   static std::mutex mutex;
   static std::map<std::tuple<int, int, size_t>, int> cache;
@@ -42,7 +22,7 @@ int fused_max_active_clusters(int cluster, size_t smem_bytes) {
   if (it != cache.end()) return it->second;
   ensure_smem_limit(reinterpret_cast<const void*>(&indexer_fused_kernel<kFusedGroups>), 7, smem_bytes);
   cudaLaunchAttribute attr;
-  cudaLaunchConfig_t config = fused_config(cluster, cluster, smem_bytes, nullptr, &attr);
+  const cudaLaunchConfig_t config = row_cluster_config(1, cluster, kFusedThreads, smem_bytes, nullptr, &attr);
   int clusters = 0;
   DSA_CHECK_CUDA(cudaOccupancyMaxActiveClusters(&clusters, &indexer_fused_kernel<kFusedGroups>, &config));
   cache.emplace(key, clusters);
@@ -52,7 +32,7 @@ int fused_max_active_clusters(int cluster, size_t smem_bytes) {
 void launch_fused(const FusedArgs& args, int64_t rows, int cluster, size_t smem_bytes, cudaStream_t stream) {
   ensure_smem_limit(reinterpret_cast<const void*>(&indexer_fused_kernel<kFusedGroups>), 7, smem_bytes);
   cudaLaunchAttribute attr;
-  const cudaLaunchConfig_t config = fused_config(rows, cluster, smem_bytes, stream, &attr);
+  const cudaLaunchConfig_t config = row_cluster_config(rows, cluster, kFusedThreads, smem_bytes, stream, &attr);
   DSA_CHECK_CUDA(cudaLaunchKernelEx(&config, &indexer_fused_kernel<kFusedGroups>, args));
   DSA_CHECK_LAUNCH();
 }

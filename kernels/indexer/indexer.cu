@@ -102,10 +102,6 @@ struct Plan {
   size_t topk_smem = 0;
 };
 
-int32_t topk_chunk(int32_t len, int cluster) {
-  return static_cast<int32_t>(ceil_div64(ceil_div64(len, cluster), 64) * 64);
-}
-
 Plan make_plan(int64_t rows, int32_t max_seq_len, int64_t max_num_pages, const DeviceCaps& caps, int stages = 0,
                int topk_cluster = 0) {
   Plan plan;
@@ -133,7 +129,7 @@ Plan make_plan(int64_t rows, int32_t max_seq_len, int64_t max_num_pages, const D
 
     plan.cluster = 0;
     for (int c = 1; c <= kMaxTopkCluster; c *= 2) {
-      if (idx::topk_smem_bytes(true, topk_chunk(plan.len_cap, c)) <= caps.smem_optin) {
+      if (idx::topk_smem_bytes(true, idx::topk_chunk(plan.len_cap, c)) <= caps.smem_optin) {
         plan.cluster = c;
         break;
       }
@@ -147,16 +143,16 @@ Plan make_plan(int64_t rows, int32_t max_seq_len, int64_t max_num_pages, const D
     // kTopkSplitKeys keys and the clusters of all rows still fit the SMs at once (H200,
     // 2026-11-23: b=8 L=128K 67.3 us with 8 blocks per row, 68.6 with 4; b=64 L=32K 108.4 with
     // 2 blocks per row, 108.3 with 1; b=32 L=6400 with 2: 31.4, with 1: 29.0).
-    while (plan.smem_keys && plan.cluster < kMaxTopkCluster && topk_chunk(plan.len_cap, plan.cluster) > kTopkSplitKeys &&
-           rows * plan.cluster * 2 <= caps.sms)
+    while (plan.smem_keys && plan.cluster < kMaxTopkCluster &&
+           idx::topk_chunk(plan.len_cap, plan.cluster) > kTopkSplitKeys && rows * plan.cluster * 2 <= caps.sms)
       plan.cluster *= 2;
     if (topk_cluster > 0) {
       DSA_REQUIRE(topk_cluster <= kMaxTopkCluster && (topk_cluster & (topk_cluster - 1)) == 0,
                   "indexer: top-k cluster size ", topk_cluster, " is not 1, 2, 4 or 8");
       plan.cluster = topk_cluster;
-      plan.smem_keys = idx::topk_smem_bytes(true, topk_chunk(plan.len_cap, topk_cluster)) <= caps.smem_optin;
+      plan.smem_keys = idx::topk_smem_bytes(true, idx::topk_chunk(plan.len_cap, topk_cluster)) <= caps.smem_optin;
     }
-    plan.chunk_cap = topk_chunk(plan.len_cap, plan.cluster);
+    plan.chunk_cap = idx::topk_chunk(plan.len_cap, plan.cluster);
     DSA_REQUIRE(plan.chunk_cap < idx::kMaxTopkChunk, "indexer: max_seq_len ", max_seq_len,
                 " gives top-k chunks of ", plan.chunk_cap, " keys, the most is ", idx::kMaxTopkChunk - 1);
   }
@@ -181,7 +177,7 @@ IndexerScoresPath resolve_path(IndexerScoresPath path, const DeviceCaps& caps) {
 // `cluster` when given. The deepest ring that fits. fused_cluster = 0: no shape fits.
 void plan_fused(Plan& plan, int64_t rows, const DeviceCaps& caps, int cluster) {
   auto stages_for = [&](int c) {
-    const int32_t chunk = topk_chunk(plan.len_cap, c);
+    const int32_t chunk = idx::topk_chunk(plan.len_cap, c);
     if (chunk >= idx::kMaxTopkChunk) return 0;
     for (int st = kFusedMaxStages; st >= kFusedMinStages; st -= idx::kFusedGroups)
       if (idx::fused_smem_bytes(st, chunk) <= caps.smem_optin) return st;
@@ -198,7 +194,7 @@ void plan_fused(Plan& plan, int64_t rows, const DeviceCaps& caps, int cluster) {
   if (stages == 0) return;
   plan.fused_cluster = c;
   plan.fused_stages = stages;
-  plan.fused_chunk_cap = topk_chunk(plan.len_cap, c);
+  plan.fused_chunk_cap = idx::topk_chunk(plan.len_cap, c);
   plan.fused_smem = static_cast<size_t>(idx::fused_smem_bytes(stages, plan.fused_chunk_cap));
 }
 
@@ -228,7 +224,6 @@ Plan make_call_plan(const IndexerParams& p, const DeviceCaps& caps, const Indexe
   if (options.fused < 0 && !fused_pays(fused, p, caps)) return plan;
   return fused;
 }
-
 
 }  // namespace
 

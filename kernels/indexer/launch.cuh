@@ -1,6 +1,6 @@
 // Kernel launchers of the indexer, one per compiled specialisation (scores_portable.cu,
-// scores_sm90*.cu, topk.cu, fused_sm90.cu), called by indexer.cu. Each sets the shared-memory attribute it needs,
-// launches on `stream` and checks the launch.
+// scores_sm90*.cu, topk.cu, fused_sm90.cu), called by indexer.cu. Each sets the shared-memory
+// attribute it needs, launches on `stream` and checks the launch.
 #pragma once
 
 #include <cstddef>
@@ -32,6 +32,25 @@ void launch_topk(const TopkArgs& args, int64_t rows, int cluster, bool smem_keys
 void launch_fused(const FusedArgs& args, int64_t rows, int cluster, size_t smem_bytes, cudaStream_t stream);
 // How many clusters of the fused kernel the device runs at once with this shared memory.
 int fused_max_active_clusters(int cluster, size_t smem_bytes);
+
+// The launch of one cluster of `cluster` blocks (1..8, along x) per row, `rows` rows, `threads`
+// per block (the top-k and the fused kernel). attrs[0] is set to the cluster dimension and is the
+// config's one attribute; a caller may fill attrs[1] and raise numAttrs.
+inline cudaLaunchConfig_t row_cluster_config(int64_t rows, int cluster, int threads, size_t smem_bytes,
+                                             cudaStream_t stream, cudaLaunchAttribute* attrs) {
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(static_cast<unsigned>(rows * cluster), 1, 1);
+  config.blockDim = dim3(static_cast<unsigned>(threads), 1, 1);
+  config.dynamicSmemBytes = smem_bytes;
+  config.stream = stream;
+  attrs[0].id = cudaLaunchAttributeClusterDimension;
+  attrs[0].val.clusterDim.x = static_cast<unsigned>(cluster);
+  attrs[0].val.clusterDim.y = 1;
+  attrs[0].val.clusterDim.z = 1;
+  config.attrs = attrs;
+  config.numAttrs = 1;
+  return config;
+}
 
 // Raises a kernel's dynamic shared-memory limit to `bytes` on the current device (cached).
 void ensure_smem_limit(const void* kernel, int slot, size_t bytes);

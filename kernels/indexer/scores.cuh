@@ -288,7 +288,6 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_scores_ker
   long long* stamps = (args.debug != nullptr && blockIdx.x < 4) ? args.debug + blockIdx.x * 8 : nullptr;
   if (stamps && threadIdx.x == 0) stamps[0] = clock64();
   timeline_mark(args.timeline, kTimelineEntry);
-  timeline_mark(args.timeline, kTimelineSm);
   extern __shared__ uint8_t smem_raw[];
   uint8_t* smem = smem_raw + ((1024 - (smem_addr(smem_raw) & 1023)) & 1023);
   const ScoresLayout lay = scores_layout(kGroups, args.stages, args.rows, q_tile_bytes(kMma));

@@ -96,6 +96,14 @@ struct TopkLayout {
   __host__ __device__ static constexpr int keys(int chunk_cap) { return tie(chunk_cap) + bits_words(chunk_cap); }
 };
 
+// Keys of each block's chunk of a row of `len` tokens split over a cluster of `csize` blocks:
+// an even share rounded up to whole pages. Block r owns [r * chunk, (r + 1) * chunk) of the row;
+// the launcher sizes shared memory with it (len = the call's cap) and both selection kernels (the
+// top-k and the fused kernel) split their rows with it, so they select from the same chunks.
+__host__ __device__ inline int32_t topk_chunk(int32_t len, int csize) {
+  return static_cast<int32_t>(ceil_div64(ceil_div64(len, csize), kPageSize) * kPageSize);
+}
+
 __host__ __device__ inline int64_t topk_smem_bytes(bool smem_keys, int chunk_cap) {
   return 4 * (static_cast<int64_t>(TopkLayout::keys(chunk_cap)) + (smem_keys ? chunk_cap : 0));
 }
@@ -707,7 +715,7 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
   uint32_t* hist = s.hist;
   uint32_t* keys = s.keys;
   // This block's chunk of the row, [begin, begin + n), and the page ids it spans.
-  const int32_t chunk = static_cast<int32_t>(ceil_div64(ceil_div64(len, csize), 64) * 64);
+  const int32_t chunk = topk_chunk(len, static_cast<int>(csize));
   const int32_t begin = static_cast<int32_t>(rank) * chunk;
   const int32_t n = max(0, min(len, begin + chunk) - begin);
 

@@ -612,7 +612,7 @@ class CudaBackend final : public Backend {
     ip.max_seq_len = r1 > r0 ? *std::max_element(rows.seq_lens + r0, rows.seq_lens + r1) : 0;
     ip.scored_pages = 0;
     for (int64_t r = r0; r < r1; ++r)
-      if (rows.seq_lens[r] > kTopK) ip.scored_pages += (int64_t{rows.seq_lens[r]} + kPageSize - 1) / kPageSize;
+      if (rows.seq_lens[r] > kTopK) ip.scored_pages += pages_for(rows.seq_lens[r]);
     ip.topk_indices = topk;
     const size_t ws = cuda::indexer_workspace_bytes(ip.rows, ip.max_seq_len);
     cuda::indexer(ip, checked<uint8_t>(workspace_, std::max<size_t>(ws, 1)), ws, stream_);
