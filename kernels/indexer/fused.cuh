@@ -196,7 +196,7 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_fused_kern
   __syncthreads();  // every page scored: the ring and the q tile are free, keys and hist complete
   stamp(2);
   timeline_mark(args.timeline, kTimelineWorkDone);
-  topk_clear<NT>(s, rank, (n + 31) >> 5);
+  topk_clear<NT>(s, rank, csize, (n + 31) >> 5);
   for (int j = tid; j < pages; j += NT) s.pages[j] = __ldg(bt_row + page0 + j);
   TopkChunk c;
   c.n = n;

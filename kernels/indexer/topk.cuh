@@ -14,9 +14,9 @@
 // from the scores in global memory when a chunk does not fit: kSmemKeys = false). A key is the
 // monotone uint32 image of the float. Radix select, most significant digit first:
 //   1. while loading, each block histograms the top 12 bits of its keys (sign, exponent and 3
-//      mantissa bits: 8 bins per binade); the histograms are summed into the leader block's
-//      (rank 0) through distributed shared memory, and every block finds the bin b* holding the
-//      2048th largest key;
+//      mantissa bits: 8 bins per binade); each block adds its histogram to every block's copy
+//      of the row's through distributed shared memory, and every block finds the bin b* holding
+//      the 2048th largest key in its own copy;
 //   2. one pass over the chunk, four consecutive keys per thread (one 16-byte load): the
 //      position bitmap of the keys above b* (each lane's 4 bits ORed into the word of its 8
 //      lanes by shuffles); keys in b* are compacted into a short candidate list (key, position);
@@ -76,8 +76,8 @@ inline constexpr int32_t kTopkDistributed = 1;
 
 // Shared-memory layout in uint32 words.
 struct TopkLayout {
-  static constexpr int kLeaderTop = 0;                       // 4096: summed first-digit histogram (leader)
-  static constexpr int kLeaderLow = kLeaderTop + kTopBins;   // 2 x 1024: summed low-digit histograms (leader)
+  static constexpr int kRowTop = 0;                          // 4096: the row's first-digit histogram (clusters)
+  static constexpr int kLeaderLow = kRowTop + kTopBins;      // 2 x 1024: summed low-digit histograms (leader)
   static constexpr int kCtl = kLeaderLow + 2 * kLowBins;     // 8: [2] gather counter (leader)
   static constexpr int kHist = kCtl + 8;                     // 4096: this block's histogram
   static constexpr int kState = kHist + kTopBins;            // 8
@@ -295,7 +295,7 @@ __device__ __forceinline__ TopkThreshold resolve_gathered(const uint32_t* gkey, 
 // This block's shared arrays of the selection. Every block of a cluster has them at the same
 // offsets, so a peer's copy is map_to_rank of the local pointer.
 struct TopkSmem {
-  uint32_t* leader_top;  // kTopBins: the cluster-summed first-digit histogram (the leader's)
+  uint32_t* row_top;     // kTopBins: the row's first-digit histogram, summed over the cluster (every block's copy)
   uint32_t* leader_low;  // 2 x kLowBins: summed low-digit histograms (the leader's)
   uint32_t* ctl;         // 8: [2] gather counter (the leader's)
   uint32_t* hist;        // kTopBins: this block's first-digit histogram
@@ -315,7 +315,7 @@ struct TopkSmem {
 // The top-k kernel's layout (TopkLayout), from the base of its dynamic shared memory.
 __device__ __forceinline__ TopkSmem topk_smem_at(uint32_t* sm, int chunk_cap) {
   TopkSmem s;
-  s.leader_top = sm + TopkLayout::kLeaderTop;
+  s.row_top = sm + TopkLayout::kRowTop;
   s.leader_low = sm + TopkLayout::kLeaderLow;
   s.ctl = sm + TopkLayout::kCtl;
   s.hist = sm + TopkLayout::kHist;
@@ -333,14 +333,16 @@ __device__ __forceinline__ TopkSmem topk_smem_at(uint32_t* sm, int chunk_cap) {
   return s;
 }
 
-// Zeroes what the selection accumulates into, except `hist` (its owner fills it): the leader's
-// summed histograms and counters (rank 0), this block's tie bitmap (`words` words) and state.
-// Block-wide (NT threads), no barrier.
+// Zeroes what the selection accumulates into, except `hist` (its owner fills it): this block's
+// copy of the row's first-digit histogram (clusters), the leader's summed low-digit histograms and
+// counters (rank 0), this block's tie bitmap (`words` words) and state. Block-wide (NT threads),
+// no barrier.
 template <int NT>
-__device__ __forceinline__ void topk_clear(const TopkSmem& s, uint32_t rank, int words) {
+__device__ __forceinline__ void topk_clear(const TopkSmem& s, uint32_t rank, uint32_t csize, int words) {
   const int tid = threadIdx.x;
+  if (csize > 1)
+    for (int i = tid; i < kTopBins; i += NT) s.row_top[i] = 0;
   if (rank == 0) {
-    for (int i = tid; i < kTopBins; i += NT) s.leader_top[i] = 0;
     for (int i = tid; i < 2 * kLowBins; i += NT) s.leader_low[i] = 0;
     if (tid < 8) s.ctl[tid] = 0;
   }
@@ -382,16 +384,24 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
   const uint32_t* keys = s.keys;
   (void)keys;
   (void)src;
-  // The leader's arrays (this block's own when alone).
-  uint32_t* leader_top = clustered ? map_to_rank(s.leader_top, 0) : hist;
+  // The row's first-digit histogram: every block of a cluster sums its own copy (this block's
+  // histogram when alone). The leader's other arrays (this block's own when alone).
+  uint32_t* row_top = clustered ? s.row_top : hist;
   uint32_t* leader_low = clustered ? map_to_rank(s.leader_low, 0) : hist;
   uint32_t* leader_ctl = clustered ? map_to_rank(s.ctl, 0) : s.ctl;
 
   if (clustered) {
-    cluster_sync();  // the leader's arrays are zeroed and every block has started
+    // Every block adds its histogram to every block's copy of the row's, so that each finds the
+    // threshold bin in its own shared memory: with one copy in the leader, the other blocks'
+    // reads of it took up to 3.5 us at 8 blocks per row against 0.7 us for the leader's own.
+    cluster_sync();  // every block's copy is zeroed, the leader's other arrays too, and every block has started
     for (int b = tid; b < kTopBins; b += NT) {
       const uint32_t v = hist[b];
-      if (v != 0) atomicAdd(leader_top + b, v);
+      if (v != 0)
+        for (uint32_t p = 0; p < csize; ++p) {
+          const uint32_t to = p + rank < csize ? p + rank : p + rank - csize;  // each block starts with its own
+          atomicAdd((p == 0 ? s.row_top : map_to_rank(s.row_top, to)) + b, v);  // its own by a shared-memory atomic
+        }
     }
     cluster_sync();
   } else {
@@ -400,10 +410,10 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
   stamp(3);
 
   // The bin b* of the first digit, and whether it is taken whole.
-  find_top_bin<NT>(leader_top, kTopK, state, scratch);
+  find_top_bin<NT>(row_top, kTopK, state, scratch);
   const uint32_t bstar = state[0];
   int32_t rem = kTopK - static_cast<int32_t>(state[1]);
-  const uint32_t row_cands = leader_top[bstar];  // keys of the row in b*
+  const uint32_t row_cands = row_top[bstar];  // keys of the row in b*
   const bool whole_top = row_cands == static_cast<uint32_t>(rem);
   stamp(4);
 
@@ -489,19 +499,24 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
         uint32_t c = 0;
         if (lane == 31) c = atomicAdd(state + 5, incl);
         c = __shfl_sync(0xffffffffu, c, 31) + incl - ncand;
+        // A loop over this thread's candidate bits (usually 0-2 of its 16 keys) rather than an
+        // unrolled test of all 16: ncu showed the unrolled form as most of the pass's
+        // instructions, executed by every lane whenever one lane of the warp had a candidate. The
+        // key is read again by position (the groups' registers cannot be indexed at run time).
+        uint32_t m = 0;
 #pragma unroll
-        for (int u = 0; u < kQuadUnroll; ++u) {
-          if (cms[u] == 0u) continue;
-          const int q = base + u * NT + tid;
-          const uint32_t kk[4] = {k4[u].x, k4[u].y, k4[u].z, k4[u].w};
-#pragma unroll
-          for (int j = 0; j < 4; ++j) {
-            if ((cms[u] >> j) & 1u) {
-              cand_key[c] = kk[j];
-              cand_pos[c] = static_cast<uint32_t>(4 * q + j);
-              ++c;
-            }
+        for (int u = 0; u < kQuadUnroll; ++u) m |= cms[u] << (4 * u);
+        while (m != 0u) {
+          const int bit = __ffs(m) - 1;
+          m &= m - 1u;
+          const int i = 4 * (base + (bit >> 2) * NT + tid) + (bit & 3);
+          if constexpr (kSmemKeys) {
+            cand_key[c] = keys[i];
+          } else {
+            cand_key[c] = float_key(__ldg(src + i));
           }
+          cand_pos[c] = static_cast<uint32_t>(i);
+          ++c;
         }
       }
     }
@@ -719,7 +734,7 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
   const int32_t begin = static_cast<int32_t>(rank) * chunk;
   const int32_t n = max(0, min(len, begin + chunk) - begin);
 
-  topk_clear<kTopkThreads>(s, rank, (n + 31) >> 5);
+  topk_clear<kTopkThreads>(s, rank, csize, (n + 31) >> 5);
   for (int i = tid; i < kTopBins; i += kTopkThreads) hist[i] = 0;
 
   const float* src = args.scores + row * args.score_stride + begin;
