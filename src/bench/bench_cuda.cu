@@ -45,6 +45,26 @@ __global__ void fill_e4m3_kernel(uint8_t* dst, size_t n, uint8_t max_code, uint6
   }
 }
 
+// Reads n 16-byte words with streaming loads and no writes (the XOR keeps them live), four
+// independent loads in flight per thread.
+__global__ void read_only_kernel(const uint4* src, size_t n, unsigned* sink) {
+  const size_t stride = size_t(gridDim.x) * blockDim.x;
+  size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
+  uint32_t acc = 0;
+  for (; i + 3 * stride < n; i += 4 * stride) {
+    uint4 v[4];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) v[u] = __ldcs(src + i + u * stride);
+#pragma unroll
+    for (int u = 0; u < 4; ++u) acc ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
+  }
+  for (; i < n; i += stride) {
+    const uint4 v = __ldcs(src + i);
+    acc ^= v.x ^ v.y ^ v.z ^ v.w;
+  }
+  if (acc == 0x9E3779B9u) atomicAdd(sink, 1u);
+}
+
 dim3 fill_grid(size_t n) {
   return dim3(static_cast<unsigned>(std::min<size_t>((n + 255) / 256, 4096)));
 }
@@ -92,6 +112,29 @@ double copy_bandwidth_gbps(cudaStream_t stream, int iters) {
   DSA_CHECK_CUDA(cudaFree(src));
   DSA_CHECK_CUDA(cudaFree(dst));
   return 2.0 * double(bytes) / (t.median_us * 1e-6) / 1e9;
+}
+
+double read_bandwidth_gbps(cudaStream_t stream, int iters) {
+  const size_t bytes = size_t(1) << 30;
+  void* src = nullptr;
+  unsigned* sink = nullptr;
+  DSA_CHECK_CUDA(cudaMalloc(&src, bytes));
+  DSA_CHECK_CUDA(cudaMalloc(&sink, sizeof(unsigned)));
+  fill_f32_kernel<<<fill_grid(bytes / 4), 256, 0, stream>>>(static_cast<float*>(src), bytes / 4, -1.f, 1.f, 11);
+  DSA_CHECK_LAUNCH();
+  int device = 0, sms = 0;
+  DSA_CHECK_CUDA(cudaGetDevice(&device));
+  DSA_CHECK_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  // 4 blocks of 512 threads per SM, 4 loads in flight per thread.
+  const Timing t = time_us(
+      [&](cudaStream_t s) {
+        read_only_kernel<<<4 * sms, 512, 0, s>>>(static_cast<const uint4*>(src), bytes / 16, sink);
+        DSA_CHECK_LAUNCH();
+      },
+      stream, 3, iters, nullptr);
+  DSA_CHECK_CUDA(cudaFree(src));
+  DSA_CHECK_CUDA(cudaFree(sink));
+  return double(bytes) / (t.median_us * 1e-6) / 1e9;
 }
 
 L2Flush::L2Flush() {

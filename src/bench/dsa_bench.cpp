@@ -49,12 +49,16 @@ int run(const std::string& op, const dsa::bench::BenchConfig& base, bool flush_l
   cudaStream_t stream;
   DSA_CHECK_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   const double copy_gbps = copy_bandwidth_gbps(stream);
+  const double read_gbps = read_bandwidth_gbps(stream);
 
   std::printf("# dsa-bench %s, %s\n", DSA_VERSION, today().c_str());
   std::printf("# device %d: %s, %d SMs, sm_%d%d, L2 %.0f MB, %.1f GB, driver %d, runtime %d\n",
               dev.ordinal, dev.name.c_str(), dev.sms, dev.cc_major, dev.cc_minor, double(dev.l2_bytes) / 1e6,
               double(dev.global_bytes) / 1e9, dev.driver_version, dev.runtime_version);
   std::printf("# copy bandwidth %.0f GB/s (1 GiB cudaMemcpy D2D, read + written, median)\n", copy_gbps);
+  std::printf("# read bandwidth %.0f GB/s = %.0f%% of the copy bandwidth (1 GiB of 16-byte loads, no writes: "
+              "the most a read-bound kernel reaches; the floor uses the copy bandwidth)\n",
+              read_gbps, 100.0 * read_gbps / copy_gbps);
   std::printf("# timing: median of %d runs after %d warm-up, CUDA events, L2 %s before each run\n",
               base.iters, base.warmup, flush_l2 ? "flushed" : "NOT flushed");
 
@@ -78,6 +82,7 @@ int run(const std::string& op, const dsa::bench::BenchConfig& base, bool flush_l
   nlohmann::json out = {{"program", "dsa-bench"},        {"version", DSA_VERSION},
                         {"date", today()},               {"device", dev.name},
                         {"sms", dev.sms},                {"copy_gbps", copy_gbps},
+                        {"read_gbps", read_gbps},
                         {"iters", base.iters},           {"l2_flushed", flush_l2},
                         {"cases", nlohmann::json::array()}};
   double worst = 1e9;

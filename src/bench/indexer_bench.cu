@@ -175,6 +175,7 @@ std::vector<BenchRow> bench_indexer(const BenchConfig& config) {
         std::string label;
         cuda::IndexerRunOptions opt;
         bool phases;  // also time the scores and top-k phases alone
+        bool sequential = false;  // each row's pages in ascending order (diagnostic: the cost of random pages)
       };
       std::vector<Variant> variants;
       variants.push_back({"", cuda::IndexerRunOptions{}, s.rows == 64 && s.len == 32768});
@@ -203,6 +204,10 @@ std::vector<BenchRow> bench_indexer(const BenchConfig& config) {
         variants.push_back({" stream-only", cuda::IndexerRunOptions{}, false});
         variants.back().opt.stream_only = true;
         variants.back().opt.run_topk = false;
+        variants.push_back({" stream-only sequential pages", cuda::IndexerRunOptions{}, false, true});
+        variants.back().opt.stream_only = true;
+        variants.back().opt.run_topk = false;
+        variants.push_back({" sequential pages", cuda::IndexerRunOptions{}, false, true});
         for (const int st : {18}) {
           variants.push_back({concat(" stream-only stages=", st), cuda::IndexerRunOptions{}, false});
           variants.back().opt.stream_only = true;
@@ -229,9 +234,21 @@ std::vector<BenchRow> bench_indexer(const BenchConfig& config) {
         row.shape = concat("b=", s.rows, " L=", s.len, v.label);
         row.rows = s.rows;
         row.bytes_moved = bytes;
+        if (v.sequential) {
+          std::vector<int32_t> sorted = bt;
+          for (int64_t r = 0; r < s.rows; ++r)
+            std::sort(sorted.begin() + r * max_row_pages, sorted.begin() + r * max_row_pages + n);
+          DSA_CHECK_CUDA(cudaMemcpyAsync(w.block_table.ptr, sorted.data(), sorted.size() * 4, cudaMemcpyHostToDevice, stream));
+          DSA_CHECK_CUDA(cudaStreamSynchronize(stream));
+        }
         row.timing = time_call(p, w.workspace.ptr, w.workspace_bytes, v.opt);
+        if (v.sequential) {
+          DSA_CHECK_CUDA(cudaMemcpyAsync(w.block_table.ptr, bt.data(), bt.size() * 4, cudaMemcpyHostToDevice, stream));
+          DSA_CHECK_CUDA(cudaStreamSynchronize(stream));
+        }
         row.note = shape_note(p, path, v.opt);
         if (v.opt.stream_only) row.note = "diagnostic: scores kernel streams the pages only, no math, no top-k";
+        if (v.sequential) row.note += "; diagnostic: each row's pages in ascending order";
         if (v.opt.stages) row.note += concat(" (stages ", v.opt.stages, ")");
         if (v.opt.scores_groups) row.note += concat(" (", v.opt.scores_groups, " consumer groups)");
         if (v.opt.topk_cluster) row.note += concat(" (top-k cluster forced ", v.opt.topk_cluster, ")");
