@@ -44,7 +44,9 @@ constexpr int kDefaultTopkVariant = idx::kTopkGather;
 // pages of the persistent grid's blocks (+ kFusedEvenPages).
 constexpr int kFusedMaxStages = 12;
 constexpr int kFusedMinStages = 6;
-constexpr double kFusedEvenSlack = 1.25;
+// (1.4: b=32 L=6400 on 3 blocks per row reads 34 pages per block against the persistent grid's
+// 25 and is the faster form, 24.35 us against 24.93; b=8 L=128K on 8 reads 256 against 125.)
+constexpr double kFusedEvenSlack = 1.4;
 constexpr int64_t kFusedEvenPages = 2;
 // Scores path on sm_90. kWgmma (fp8 operands, the tensor core's reduced-precision fp8
 // accumulation) failed the SPEC top-k criterion on about 1 of 1,000 random long rows (H100 and
@@ -147,8 +149,8 @@ Plan make_plan(int64_t rows, int32_t max_seq_len, int64_t max_num_pages, const D
            idx::topk_chunk(plan.len_cap, plan.cluster) > kTopkSplitKeys && rows * plan.cluster * 2 <= caps.sms)
       plan.cluster *= 2;
     if (topk_cluster > 0) {
-      DSA_REQUIRE(topk_cluster <= kMaxTopkCluster && (topk_cluster & (topk_cluster - 1)) == 0,
-                  "indexer: top-k cluster size ", topk_cluster, " is not 1, 2, 4 or 8");
+      DSA_REQUIRE(topk_cluster <= kMaxTopkCluster, "indexer: top-k cluster size ", topk_cluster, " is not 1 to ",
+                  kMaxTopkCluster);
       plan.cluster = topk_cluster;
       plan.smem_keys = idx::topk_smem_bytes(true, idx::topk_chunk(plan.len_cap, topk_cluster)) <= caps.smem_optin;
     }
@@ -171,11 +173,15 @@ IndexerScoresPath resolve_path(IndexerScoresPath path, const DeviceCaps& caps) {
   return path;
 }
 
-// The fused kernel's shape for rows of up to len_cap tokens: the fewest blocks per row (1..8) whose
-// shared memory holds a chunk's keys with a ring of at least kFusedMinStages pages, doubled while
-// the rows' blocks still fit the SMs at once (more blocks stream more of the row at once), or
-// `cluster` when given. The deepest ring that fits. fused_cluster = 0: no shape fits.
-void plan_fused(Plan& plan, int64_t rows, const DeviceCaps& caps, int cluster) {
+// The fused kernel's shape for rows of up to len_cap tokens, `cluster` blocks per row when given.
+// Otherwise the most blocks per row (1..8; more blocks stream more of the row at once) with which
+// every row's cluster runs at once and a chunk's keys fit the shared memory with a ring of at least
+// kFusedMinStages pages. Not only powers of two: 32 clusters of 4 do not all run at once on an
+// H200 (31 do; the occupancy query decides), and 3 blocks per row beat the two-kernel form there
+// (b=32 L=6400: 24.35 us against 24.93). `allow_waves` (forced fused): when no cluster size runs
+// at once, the fewest blocks per row that fit, in several waves. The deepest ring that fits.
+// fused_cluster = 0: no shape.
+void plan_fused(Plan& plan, int64_t rows, const DeviceCaps& caps, int cluster, bool allow_waves) {
   auto stages_for = [&](int c) {
     const int32_t chunk = idx::topk_chunk(plan.len_cap, c);
     if (chunk >= idx::kMaxTopkChunk) return 0;
@@ -185,10 +191,16 @@ void plan_fused(Plan& plan, int64_t rows, const DeviceCaps& caps, int cluster) {
   };
   int c = cluster;
   if (c == 0) {
-    for (int k = 1; k <= kMaxTopkCluster && c == 0; k *= 2)
+    const int most = static_cast<int>(std::clamp<int64_t>(caps.sms / std::max<int64_t>(rows, 1), 1, kMaxTopkCluster));
+    for (int k = most; k >= 1 && c == 0; --k) {
+      const int st = stages_for(k);
+      if (st == 0) break;  // fewer blocks per row: longer chunks, which fit no better
+      const size_t smem = static_cast<size_t>(idx::fused_smem_bytes(st, idx::topk_chunk(plan.len_cap, k)));
+      if (rows <= idx::fused_max_active_clusters(k, smem)) c = k;
+    }
+    for (int k = 1; k <= kMaxTopkCluster && c == 0 && allow_waves; ++k)
       if (stages_for(k) > 0) c = k;
     if (c == 0) return;
-    while (c < kMaxTopkCluster && rows * c * 2 <= caps.sms) c *= 2;
   }
   const int stages = stages_for(c);
   if (stages == 0) return;
@@ -198,10 +210,9 @@ void plan_fused(Plan& plan, int64_t rows, const DeviceCaps& caps, int cluster) {
   plan.fused_smem = static_cast<size_t>(idx::fused_smem_bytes(stages, plan.fused_chunk_cap));
 }
 
-// Whether the fused kernel is expected to beat the two-kernel form: its rows' clusters run at once
-// and its blocks read about as many pages as the persistent scores grid's would.
+// Whether the fused kernel (its rows' clusters running at once, plan_fused) is expected to beat
+// the two-kernel form: its blocks read not many more pages than the persistent scores grid's.
 bool fused_pays(const Plan& plan, const IndexerParams& p, const DeviceCaps& caps) {
-  if (p.rows > idx::fused_max_active_clusters(plan.fused_cluster, plan.fused_smem)) return false;
   const int64_t row_pages = ceil_div64(plan.len_cap, kPageSize);
   const int64_t scored = p.scored_pages >= 0 ? p.scored_pages : p.rows * row_pages;
   const int64_t fused_per_block = ceil_div64(row_pages, plan.fused_cluster);
@@ -219,7 +230,7 @@ Plan make_call_plan(const IndexerParams& p, const DeviceCaps& caps, const Indexe
                         !options.stream_only && options.scores_debug == nullptr && p.rows <= kRowsPerScoresLaunch;
   if (!eligible || (options.fused < 0 && options.topk_cluster > 0)) return plan;
   Plan fused = plan;
-  plan_fused(fused, p.rows, caps, options.fused > 0 ? options.topk_cluster : 0);
+  plan_fused(fused, p.rows, caps, options.fused > 0 ? options.topk_cluster : 0, options.fused > 0);
   if (fused.fused_cluster == 0) return plan;
   if (options.fused < 0 && !fused_pays(fused, p, caps)) return plan;
   return fused;

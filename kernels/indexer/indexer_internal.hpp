@@ -32,7 +32,7 @@ struct IndexerRunOptions {
   int stages = 0;            // scores pipeline depth in pages (0 = the default; rounded up to a multiple of 6)
   int scores_groups = 0;     // wgmma-f16 consumer warpgroups: 0 = the default (3), 2 = two
                              // software-pipelined groups (comparison variant)
-  int topk_cluster = 0;      // blocks per row in the top-k (1, 2, 4, 8; 0 = the fewest whose shared memory holds the row)
+  int topk_cluster = 0;      // blocks per row in the top-k (1..8; 0 = the launcher's choice)
   int topk_variant = -1;     // -1 = the default; 0 = gather the threshold bin's keys in one block;
                              // 1 = resolve it with cluster-summed histograms (same output)
   int fused = -1;            // scores and top-k in one kernel with a cluster per row (sm_90, wgmma-f16):

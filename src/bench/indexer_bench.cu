@@ -186,6 +186,11 @@ std::vector<BenchRow> bench_indexer(const BenchConfig& config) {
         variants.back().opt.fused = 0;
         variants.push_back({" fused", cuda::IndexerRunOptions{}, false});
         variants.back().opt.fused = 1;
+        for (const int c : {2, 3}) {
+          variants.push_back({concat(" fused cluster=", c), cuda::IndexerRunOptions{}, false});
+          variants.back().opt.fused = 1;
+          variants.back().opt.topk_cluster = c;
+        }
         int dev = 0, major = 0;
         DSA_CHECK_CUDA(cudaGetDevice(&dev));
         DSA_CHECK_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));

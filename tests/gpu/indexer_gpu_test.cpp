@@ -909,7 +909,7 @@ TEST(GpuIndexer, TopkClusterSizesAndVariantsAgree) {
   }
   for (const int fuse : {0, 1})
     for (const int variant : {0, 1})
-      for (const int cl : {0, 1, 2, 4, 8}) {
+      for (const int cl : {0, 1, 2, 3, 4, 5, 6, 7, 8}) {
         IndexerRunOptions opt;
         opt.fused = fuse;
         opt.topk_variant = variant;
