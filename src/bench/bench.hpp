@@ -35,7 +35,7 @@ double copy_bandwidth_gbps(cudaStream_t stream, int iters = 20);
 
 // Median over `iters` runs of a kernel that only reads 1 GiB (16-byte streaming loads), in GB/s:
 // what a read-bound kernel can reach at best. Reported beside the floor, not used for it (the
-// issue's floor is the copy bandwidth; reads alone reach about 87% of it on an H200).
+// issue's floor is the copy bandwidth; reads alone reach about 92% of it on an H200).
 double read_bandwidth_gbps(cudaStream_t stream, int iters = 20);
 
 // Evicts L2 by writing a buffer twice the L2 size (what FlashInfer-Bench and nccl-tests do).
