@@ -106,13 +106,27 @@ munged --force --socket="$socket" --key-file="$dir/munge/munge.key" --pid-file="
   cannot "munged did not start: $(tail -n 2 "$dir/munge/munged.log" 2>/dev/null | xargs)"
 munge -n -S "$socket" | unmunge -S "$socket" >/dev/null 2>&1 || cannot "munge does not answer on $socket"
 
-# --- Ports: two free ones, somewhere above 20000. -----------------------------------------------
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-base=$((20000 + ($$ % 2000) * 10))
-for _ in $(seq 50); do
-  port_free "$base" && port_free $((base + 1)) && break
-  base=$((base + 10))
-done
+# --- Ports: two free ones below the kernel's ephemeral range. -------------------------------------
+# Ports in that range are handed to outgoing connections (MPI jobs running beside this one take
+# them), so a port free when probed could be taken by the time slurmctld binds it. A port counts
+# as free when nothing listens on it and (where ss exists) no socket uses it.
+port_free() {
+  ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null &&
+    { ! command -v ss >/dev/null || [ -z "$(ss -Htan "( sport = :$1 )" 2>/dev/null)" ]; }
+}
+eph_lo=32768 eph_hi=60999
+read -r eph_lo eph_hi </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+if ((eph_lo > 21000)); then port_lo=20000 port_hi=$((eph_lo - 2)); else port_lo=$((eph_hi + 1)) port_hi=65000; fi
+pick_ports() {  # sets base: base and base + 1 free, both in [port_lo, port_hi]
+  local span=$(((port_hi - port_lo) / 10))
+  base=$((port_lo + (($$ + RANDOM) % span) * 10))
+  for _ in $(seq 50); do
+    port_free "$base" && port_free $((base + 1)) && return 0
+    base=$((base + 10))
+    ((base + 1 <= port_hi)) || base=$port_lo
+  done
+  return 1
+}
 
 # --- slurm.conf. -----------------------------------------------------------------------------------
 gres_line="" gres_types=""
@@ -125,7 +139,8 @@ if ((gpus > 0)); then
   for ((i = 0; i < gpus; ++i)); do ln -sfn /dev/null "$dir/dev/nvidia$i"; done
   echo "NodeName=localhost Name=gpu File=$dir/dev/nvidia[0-$((gpus - 1))]" >"$dir/gres.conf"
 fi
-cat >"$dir/slurm.conf" <<EOF
+write_conf() {
+  cat >"$dir/slurm.conf" <<EOF
 # Written by scripts/slurm-local-cluster.sh: a one-node test cluster, not for production.
 ClusterName=dsalocal
 SlurmctldHost=localhost(127.0.0.1)
@@ -166,13 +181,43 @@ $gres_types
 NodeName=localhost NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=1000 $gres_line State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 EOF
+}
 export SLURM_CONF=$dir/slurm.conf
 
 # --- Daemons. -----------------------------------------------------------------------------------
-slurmctld -f "$SLURM_CONF" || cannot "slurmctld did not start: $(tail -n 3 "$dir/log/slurmctld.log" 2>/dev/null | xargs)"
+# slurmctld detaches before it binds its port, and exits if the bind fails ("Address already in
+# use" in its log): then new ports, up to three times, rather than waiting for a node that
+# cannot register.
+ctld_alive() { [ -f "$dir/slurmctld.pid" ] && kill -0 "$(cat "$dir/slurmctld.pid")" 2>/dev/null; }
+started=""
+for attempt in 1 2 3; do
+  pick_ports || cannot "no two free ports in $port_lo-$port_hi"
+  write_conf
+  rm -f "$dir/slurmctld.pid"
+  : >"$dir/log/slurmctld.log"
+  slurmctld -f "$SLURM_CONF" || cannot "slurmctld did not start: $(tail -n 3 "$dir/log/slurmctld.log" 2>/dev/null | xargs)"
+  up=""
+  for _ in $(seq 30); do  # up to 3 s for the bind, or the fatal error
+    grep -q "fatal" "$dir/log/slurmctld.log" 2>/dev/null && break
+    if grep -q "Running as primary controller" "$dir/log/slurmctld.log" 2>/dev/null; then
+      sleep 0.5
+      ! grep -q "fatal" "$dir/log/slurmctld.log" && ctld_alive && up=1
+      break
+    fi
+    sleep 0.1
+  done
+  if [ -n "$up" ]; then
+    started=1
+    break
+  fi
+  sleep 0.2  # let a failed slurmctld finish exiting
+  echo "slurm-local-cluster.sh: slurmctld exited (attempt $attempt, ports $base-$((base + 1))): $(grep -m1 fatal "$dir/log/slurmctld.log" | xargs)" >&2
+done
+[ -n "$started" ] || cannot "slurmctld did not stay up: $(tail -n 2 "$dir/log/slurmctld.log" 2>/dev/null | xargs)"
 slurmd -f "$SLURM_CONF" -N localhost -n "$nice" || cannot "slurmd did not start: $(tail -n 3 "$dir/log/slurmd.log" 2>/dev/null | xargs)"
 state=""
 for _ in $(seq 60); do
+  ctld_alive || cannot "slurmctld exited: $(tail -n 2 "$dir/log/slurmctld.log" 2>/dev/null | xargs)"
   state=$(timeout 5 sinfo -h -n localhost -o %t 2>/dev/null)
   [ "$state" = idle ] && break
   sleep 0.5
