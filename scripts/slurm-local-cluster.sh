@@ -196,22 +196,19 @@ for attempt in 1 2 3; do
   rm -f "$dir/slurmctld.pid"
   : >"$dir/log/slurmctld.log"
   slurmctld -f "$SLURM_CONF" || cannot "slurmctld did not start: $(tail -n 3 "$dir/log/slurmctld.log" 2>/dev/null | xargs)"
-  up=""
-  for _ in $(seq 30); do  # up to 3 s for the bind, or the fatal error
+  # Until it binds its port (a moment after "Running as primary controller") or fails to: up
+  # to 3 s; a slower start is left to the wait for the node below.
+  for _ in $(seq 30); do
     grep -q "fatal" "$dir/log/slurmctld.log" 2>/dev/null && break
-    if grep -q "Running as primary controller" "$dir/log/slurmctld.log" 2>/dev/null; then
-      sleep 0.5
-      ! grep -q "fatal" "$dir/log/slurmctld.log" && ctld_alive && up=1
-      break
-    fi
+    grep -q "Running as primary controller" "$dir/log/slurmctld.log" 2>/dev/null && { sleep 0.5; break; }
     sleep 0.1
   done
-  if [ -n "$up" ]; then
+  if ! grep -q "fatal" "$dir/log/slurmctld.log" && ctld_alive; then
     started=1
     break
   fi
-  sleep 0.2  # let a failed slurmctld finish exiting
   echo "slurm-local-cluster.sh: slurmctld exited (attempt $attempt, ports $base-$((base + 1))): $(grep -m1 fatal "$dir/log/slurmctld.log" | xargs)" >&2
+  stop_pidfile "$dir/slurmctld.pid" slurmctld  # one still on its way out
 done
 [ -n "$started" ] || cannot "slurmctld did not stay up: $(tail -n 2 "$dir/log/slurmctld.log" 2>/dev/null | xargs)"
 slurmd -f "$SLURM_CONF" -N localhost -n "$nice" || cannot "slurmd did not start: $(tail -n 3 "$dir/log/slurmd.log" 2>/dev/null | xargs)"
