@@ -4,8 +4,10 @@
 // call, and on sm_90 devices each scores path (mma.sync, wgmma-f16 with 3 and with 2 consumer
 // groups, wgmma, wgmma-split) and the other top-k variant. Every run must pass the SPEC criterion on every row, except the
 // fp8-accumulating wgmma paths (wgmma, wgmma-split): their reduced-precision sums miss the
-// criterion on about 1 long row in 1000, so they may fail on up to 1 % of the rows that need
-// scores (at least 1); their misses are printed. Where a test also compares the scores with the
+// criterion on about 1 long row in 1000, so they may fail on as many of the rows that need scores
+// as a miss rate of 0.5 % (5 x the measured one) reaches with probability 1e-6 (lenient_allowance;
+// with the earlier allowance of max(1, 1 %) a 257-row case failed once on 2 misses of 167 rows);
+// a broken path misses most rows and still fails. Their misses are printed. Where a test also compares the scores with the
 // reference: within 1e-2 + 1e-4 x (magnitude of the products) for the fp32-accumulating paths,
 // 1e-2 + 1e-2 x magnitude for the fp8-accumulating ones.
 // Without a GPU every test skips, saying so.
@@ -275,6 +277,21 @@ struct CheckOptions {
   int max_failures_shown = 5;
 };
 
+// Misses the fp8-accumulating paths may have among `scored` rows: the smallest k with
+// P(X > k) < 1e-6 for X ~ Binomial(scored, 0.005).
+int64_t lenient_allowance(int64_t scored) {
+  const double p = 0.005;
+  double pk = std::pow(1.0 - p, static_cast<double>(scored));  // P(X = 0)
+  double cdf = pk;
+  int64_t k = 0;
+  while (1.0 - cdf >= 1e-6 && k < scored) {
+    pk *= static_cast<double>(scored - k) / static_cast<double>(k + 1) * p / (1.0 - p);
+    ++k;
+    cdf += pk;
+  }
+  return k;
+}
+
 // Runs every path on the case and judges every row. Returns the number of failing rows.
 void check_case(IndexerCase& c, const CheckOptions& opt = CheckOptions{}) {
   IndexerParams hp = c.params();
@@ -382,7 +399,7 @@ void check_case(IndexerCase& c, const CheckOptions& opt = CheckOptions{}) {
                   static_cast<long long>(lenient_misses[k]), static_cast<long long>(scored_rows));
   for (size_t k = 0; k < paths.size(); ++k) {
     if (lenient(k)) {
-      EXPECT_LE(lenient_misses[k], std::max<int64_t>(1, scored_rows / 100))
+      EXPECT_LE(lenient_misses[k], lenient_allowance(scored_rows))
           << run_name(k) << ": " << lenient_misses[k] << " of " << scored_rows << " scored rows miss the SPEC criterion";
     }
   }
