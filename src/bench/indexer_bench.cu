@@ -379,6 +379,29 @@ std::vector<BenchRow> bench_indexer(const BenchConfig& config) {
                       "work done %s, exit %s; work per block %s; last exits:%s\n",
                       what, static_cast<long long>(s.rows), static_cast<int>(s.len), static_cast<long long>(blocks),
                       q(entry).c_str(), q(done).c_str(), q(exit).c_str(), q(work).c_str(), last.c_str());
+          // Within each row's cluster: how far apart its blocks finish their own work, and when
+          // the last cluster would finish were its work split evenly between its blocks.
+          const int64_t cl = ls.fused_cluster;
+          if (cl > 1) {
+            std::vector<double> spread;
+            double last_max = 0, last_mean = 0;
+            for (int64_t r = 0; r < s.rows; ++r) {
+              double lo = 1e30, hi = 0, sum = 0;
+              for (int64_t k = 0; k < cl; ++k) {
+                const double d = done[size_t(r * cl + k)];
+                lo = std::min(lo, d);
+                hi = std::max(hi, d);
+                sum += d;
+              }
+              spread.push_back(hi - lo);
+              last_max = std::max(last_max, hi);
+              last_mean = std::max(last_mean, sum / static_cast<double>(cl));
+            }
+            std::printf("# timeline %s b=%lld L=%d: work done spread within a cluster min/median/max %s us; "
+                        "last cluster's work done %.3f us, %.3f us were each cluster's work split evenly\n",
+                        what, static_cast<long long>(s.rows), static_cast<int>(s.len), q(spread).c_str(), last_max,
+                        last_mean);
+          }
         };
         cuda::IndexerRunOptions two;
         two.fused = 0;
