@@ -416,6 +416,7 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_scores_ker
   (void)qf;
   float w[16];
   int32_t cur_row = -1, len = 0;
+  float* row_scores = nullptr;  // args.scores + cur_row * score_stride
   const bool skip_math = (args.flags & kScoresSkipMath) != 0;
   uint32_t stage = static_cast<uint32_t>(group), phase = 0;
   while (stage >= static_cast<uint32_t>(stages)) {  // only when stages < kGroups (not used)
@@ -432,6 +433,7 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_scores_ker
   // Loads q (registers or this group's shared tile), weights and seq_len of `row`.
   auto switch_row = [&](int32_t row) {
     cur_row = row;
+    row_scores = args.scores + static_cast<int64_t>(row) * args.score_stride;
     const uint8_t* q_row = args.q + static_cast<int64_t>(row) * kQBytes;
     const float* w_row = args.weights + static_cast<int64_t>(row) * kIndexHeads;
     load_head_weights(w, w_row, t);
@@ -453,7 +455,10 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_scores_ker
     float s0, s1;
     reduce_page_scores(acc, w, sc0, sc1, s0, s1);
     const int32_t pos = page_in_row * kPageSize + t0 + (t == 1 ? 8 : 0);
-    if (t < 2 && pos < len) args.scores[static_cast<int64_t>(cur_row) * args.score_stride + pos] = t == 0 ? s0 : s1;
+    // A predicated store rather than a branch around it: the compiler's branch (with its
+    // reconvergence and a 64-bit address computed per page) sat between the reduction and the
+    // next page's wait.
+    st_global_if(row_scores + pos, t == 0 ? s0 : s1, t < 2 && pos < len);
   };
   if (items <= group) return;
   // The row of this group's first page is known now: fetch its q while the first pages stream in.
