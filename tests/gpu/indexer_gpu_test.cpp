@@ -2,14 +2,15 @@
 // repeats, min(2048, seq_len) of them, sorted scores within atol = rtol = 1e-2. Fresh random
 // inputs per case; outputs and workspace poisoned before every run. Every case runs the default
 // call, and on sm_90 devices each scores path (mma.sync, wgmma-f16 with 3 and with 2 consumer
-// groups, wgmma, wgmma-split) and the other top-k variant. Every run must pass the SPEC criterion on every row, except the
-// fp8-accumulating wgmma paths (wgmma, wgmma-split): their reduced-precision sums miss the
-// criterion on about 1 long row in 1000, so they may fail on as many of the rows that need scores
-// as a miss rate of 0.5 % (5 x the measured one) reaches with probability 1e-6 (lenient_allowance;
-// with the earlier allowance of max(1, 1 %) a 257-row case failed once on 2 misses of 167 rows);
-// a broken path misses most rows and still fails. Their misses are printed. Where a test also compares the scores with the
-// reference: within 1e-2 + 1e-4 x (magnitude of the products) for the fp32-accumulating paths,
-// 1e-2 + 1e-2 x magnitude for the fp8-accumulating ones.
+// groups, wgmma, wgmma-split) and the other top-k variant. Every run must pass the SPEC
+// criterion on every row, except the fp8-accumulating wgmma paths (wgmma, wgmma-split): their
+// reduced-precision sums miss the criterion on about 1 long row in 1000, so they may fail on as
+// many of the rows that need scores as a miss rate of 0.5 % (5 x the measured one) reaches with
+// probability 1e-6 (lenient_allowance; with the earlier allowance of max(1, 1 %) a 257-row case
+// failed once on 2 misses of 167 rows); a broken path misses most rows and still fails. Their
+// misses are printed. Where a test also compares the scores with the reference: within
+// 1e-2 + 1e-4 x (magnitude of the products) for the fp32-accumulating paths, 1e-2 + 1e-2 x
+// magnitude for the fp8-accumulating ones.
 // Without a GPU every test skips, saying so.
 #include <gtest/gtest.h>
 
@@ -292,7 +293,7 @@ int64_t lenient_allowance(int64_t scored) {
   return k;
 }
 
-// Runs every path on the case and judges every row. Returns the number of failing rows.
+// Runs every path on the case and judges every row (gtest failures name the rows and paths).
 void check_case(IndexerCase& c, const CheckOptions& opt = CheckOptions{}) {
   IndexerParams hp = c.params();
   const int32_t true_max = hp.max_seq_len;
