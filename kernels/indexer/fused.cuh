@@ -20,8 +20,10 @@
 //
 // Shared memory (bytes from a 1024-aligned base):
 //   [0, region)                 q tile (16 KB, f16) + ring (stages x 8448); then the selection's
-//                               arrays (TopkLayout without its histogram and keys)
+//                               arrays (TopkLayout without its histograms and keys)
 //   [region, + 16 KB)           first-digit histogram
+//   [.., + 16 KB)               the row's first-digit histogram (clusters: zeroed at the start, so
+//                               that the other blocks may add into it as soon as they are done)
 //   [.., + 4 chunk_cap)         keys
 //   [.., + 16 stages + 8)       full / empty mbarriers, q-tile-ready mbarrier
 #pragma once
@@ -55,6 +57,7 @@ struct FusedArgs {
 struct FusedLayout {
   int64_t region = 0;  // q tiles + ring, later the selection's arrays
   int64_t hist = 0;
+  int64_t row_top = 0;
   int64_t keys = 0;
   int64_t bars = 0;
   int64_t bytes = 0;
@@ -66,7 +69,8 @@ __host__ __device__ inline FusedLayout fused_layout(int stages, int chunk_cap) {
   const int64_t select_bytes = 4 * static_cast<int64_t>(TopkLayout::keys(chunk_cap));  // incl. an unused histogram slot
   l.region = 0;
   l.hist = ((scores_bytes > select_bytes ? scores_bytes : select_bytes) + 15) / 16 * 16;
-  l.keys = l.hist + 4 * kTopBins;
+  l.row_top = l.hist + 4 * kTopBins;
+  l.keys = l.row_top + 4 * kTopBins;
   l.bars = l.keys + 4 * static_cast<int64_t>(chunk_cap);
   l.bytes = l.bars + 16 * static_cast<int64_t>(stages) + 8;
   return l;
@@ -108,6 +112,7 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_fused_kern
   const FusedLayout lay = fused_layout(args.stages, args.chunk_cap);
   TopkSmem s = topk_smem_at(reinterpret_cast<uint32_t*>(smem + lay.region), args.chunk_cap);
   s.hist = reinterpret_cast<uint32_t*>(smem + lay.hist);
+  s.row_top = reinterpret_cast<uint32_t*>(smem + lay.row_top);
   s.keys = reinterpret_cast<uint32_t*>(smem + lay.keys);
   uint64_t* full = reinterpret_cast<uint64_t*>(smem + lay.bars);
   uint64_t* empty = full + args.stages;
@@ -130,6 +135,7 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_fused_kern
     mbar_init_fence();
   }
   for (int i = tid; i < kTopBins; i += NT) s.hist[i] = 0;
+  topk_start_row_top<NT>(s, csize);
   __syncthreads();
 
   if (warp == kFusedGroups * kWarpsPerGroup) {

@@ -20,15 +20,15 @@
 //   2. one pass over the chunk, four consecutive keys per thread (one 16-byte load): the
 //      position bitmap of the keys above b* (each lane's 4 bits ORed into the word of its 8
 //      lanes by shuffles); keys in b* are compacted into a short candidate list (key, position);
-//   3. the low 20 bits of the candidates are resolved in two 10-bit passes (gathered in the
-//      leader, which broadcasts the threshold, or with histograms summed on the leader), giving
+//   3. the low 20 bits of the candidates are resolved in two 10-bit passes (gathered in every
+//      block, each resolving the same threshold, or with histograms summed on the leader), giving
 //      the exact threshold T and the number `rem` of keys equal to T the row takes. A pass stops
 //      early when the threshold bin is taken whole (then no ties);
 //   4. candidates above T set their bits in the selection bitmap, those equal to T in a tie
 //      bitmap;
 //   5. position-ordered compaction without atomics: one block scan of the per-thread popcounts
-//      of both bitmaps (thread t owns a contiguous run of words), the blocks' totals exchanged
-//      through distributed shared memory, so each block knows how many ids the lower blocks write
+//      of both bitmaps (thread t owns a contiguous run of words), each block's totals sent to the
+//      higher blocks through distributed shared memory, so each knows how many ids the lower write
 //      and how many ties they take (ties go to the lowest positions); each thread then writes the
 //      ids of its set bits, in position order, from its offset into a shared-memory stage, which
 //      the block copies out coalesced.
@@ -77,14 +77,16 @@ inline constexpr int32_t kTopkDistributed = 1;
 // Shared-memory layout in uint32 words.
 struct TopkLayout {
   static constexpr int kRowTop = 0;                          // 4096: the row's first-digit histogram (clusters)
-  static constexpr int kLeaderLow = kRowTop + kTopBins;      // 2 x 1024: summed low-digit histograms (leader)
-  static constexpr int kCtl = kLeaderLow + 2 * kLowBins;     // 8: [2] gather counter (leader)
+  static constexpr int kLeaderLow = kRowTop + kTopBins;      // 2 x 1024: low-digit histograms (see TopkSmem)
+  static constexpr int kCtl = kLeaderLow + 2 * kLowBins;     // 8: [2] gather counter
   static constexpr int kHist = kCtl + 8;                     // 4096: this block's histogram
   static constexpr int kState = kHist + kTopBins;            // 8
   static constexpr int kScratch = kState + 8;                // 72: scan scratch (33 x uint64)
-  static constexpr int kXchg = kScratch + 72;                // 16: [r] selected-above, [8 + r] ties of block r
-  static constexpr int kBcast = kXchg + 16;                  // 8: threshold from the leader (gather)
-  static constexpr int kCandKey = kBcast + 8;                // kCandCap
+  static constexpr int kXchg = kScratch + 72;                // 16: [2 r] selected-above, [2 r + 1] ties of block r
+  static constexpr int kGatherOff = kXchg + 16;              // 8: [p] where this block's candidates go in block p's list
+  static constexpr int kXbar = kGatherOff + 8;               // 8: [0, 2) mbarrier of the counts of the lower blocks
+  static constexpr int kCandKey = kXbar + 8;                 // kCandCap
+  static_assert(kXbar % 2 == 0, "the mbarrier must be 8-byte aligned");
   static constexpr int kCandPos = kCandKey + kCandCap;       // kCandCap
   static constexpr int kGatherKey = kCandPos + kCandCap;     // kCandCap: the row's candidates (leader)
   static constexpr int kPages = kGatherKey + kCandCap;       // page ids of the chunk
@@ -123,12 +125,46 @@ __device__ __forceinline__ uint32_t cluster_size() {
 __device__ __forceinline__ void cluster_sync() {
   asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
 }
+// The two halves of cluster_sync, for work between them (each thread arrives once, then waits).
+__device__ __forceinline__ void cluster_arrive() { asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory"); }
+__device__ __forceinline__ void cluster_wait() { asm volatile("barrier.cluster.wait.acquire.aligned;" ::: "memory"); }
 // Generic address of the same shared-memory variable in block `rank` of the cluster.
 template <typename T>
 __device__ __forceinline__ T* map_to_rank(T* p, uint32_t rank) {
   uint64_t out;
   asm volatile("mapa.u64 %0, %1, %2;" : "=l"(out) : "l"(reinterpret_cast<uint64_t>(p)), "r"(rank));
   return reinterpret_cast<T*>(out);
+}
+
+// Shared-memory address (32-bit, shared::cluster window) of the same variable in block `rank`.
+__device__ __forceinline__ uint32_t mapa_shared(uint32_t local_smem_addr, uint32_t rank) {
+  uint32_t remote;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(local_smem_addr), "r"(rank));
+  return remote;
+}
+// An 8-byte store into another block's shared memory whose bytes complete a transaction count on
+// that block's mbarrier (both addresses from mapa_shared): the receiver's wait on the mbarrier
+// then sees the data, with no fence or cluster barrier.
+__device__ __forceinline__ void st_async_u32x2(uint32_t remote_addr, uint32_t a, uint32_t b, uint32_t remote_mbar) {
+  asm volatile("st.async.shared::cluster.mbarrier::complete_tx::bytes.v2.b32 [%0], {%1, %2}, [%3];" ::"r"(remote_addr),
+               "r"(a), "r"(b), "r"(remote_mbar)
+               : "memory");
+}
+
+// Waits for the phase of a local mbarrier with parity `parity`, with acquire semantics at cluster
+// scope: what other blocks of the cluster wrote before completing it (st_async_u32x2) is visible.
+__device__ __forceinline__ void mbar_wait_cluster(uint64_t* bar, uint32_t parity) {
+  uint32_t done = 0;
+  while (!done)
+    asm volatile(
+        "{\n"
+        ".reg .pred p;\n"
+        "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n"
+        "selp.u32 %0, 1, 0, p;\n"
+        "}\n"
+        : "=r"(done)
+        : "r"(smem_addr(bar)), "r"(parity)
+        : "memory");
 }
 
 // Calls f(i, key) for every key i in [0, n) owned by this thread, kKeyUnroll loads in flight.
@@ -296,16 +332,18 @@ __device__ __forceinline__ TopkThreshold resolve_gathered(const uint32_t* gkey, 
 // offsets, so a peer's copy is map_to_rank of the local pointer.
 struct TopkSmem {
   uint32_t* row_top;     // kTopBins: the row's first-digit histogram, summed over the cluster (every block's copy)
-  uint32_t* leader_low;  // 2 x kLowBins: summed low-digit histograms (the leader's)
-  uint32_t* ctl;         // 8: [2] gather counter (the leader's)
+  uint32_t* leader_low;  // 2 x kLowBins: low-digit histograms (the gathered resolution's, every block's own;
+                         // the distributed one sums into the leader's)
+  uint32_t* ctl;         // 8: [2] counter of the gathered candidates
   uint32_t* hist;        // kTopBins: this block's first-digit histogram
   uint32_t* state;       // 8
   uint32_t* scratch;     // 72: scan scratch (33 x uint64)
-  uint32_t* xchg;        // 16: [r] selected-above, [8 + r] ties of block r
-  uint32_t* bcast;       // 8: the threshold from the leader
+  uint32_t* xchg;        // 16: [2 r] selected-above, [2 r + 1] ties of block r (a lower block)
+  uint32_t* gather_off;  // 8: [p] where this block's candidates go in block p's gather list
+  uint64_t* xbar;        // mbarrier: the lower blocks' counts have landed in xchg
   uint32_t* cand_key;    // kCandCap
   uint32_t* cand_pos;    // kCandCap
-  uint32_t* gather_key;  // kCandCap: the row's candidates (the leader's)
+  uint32_t* gather_key;  // kCandCap: the row's candidates (every block's copy)
   int32_t* pages;        // TopkLayout::pages_words(chunk_cap): page ids of the chunk
   uint32_t* sel_bits;    // TopkLayout::bits_words(chunk_cap): keys selected above the threshold
   uint32_t* tie_bits;    // the same: keys equal to it
@@ -322,7 +360,8 @@ __device__ __forceinline__ TopkSmem topk_smem_at(uint32_t* sm, int chunk_cap) {
   s.state = sm + TopkLayout::kState;
   s.scratch = sm + TopkLayout::kScratch;
   s.xchg = sm + TopkLayout::kXchg;
-  s.bcast = sm + TopkLayout::kBcast;
+  s.gather_off = sm + TopkLayout::kGatherOff;
+  s.xbar = reinterpret_cast<uint64_t*>(sm + TopkLayout::kXbar);  // 8-byte aligned: kXbar is even, sm 16-byte aligned
   s.cand_key = sm + TopkLayout::kCandKey;
   s.cand_pos = sm + TopkLayout::kCandPos;
   s.gather_key = sm + TopkLayout::kGatherKey;
@@ -333,21 +372,36 @@ __device__ __forceinline__ TopkSmem topk_smem_at(uint32_t* sm, int chunk_cap) {
   return s;
 }
 
-// Zeroes what the selection accumulates into, except `hist` (its owner fills it): this block's
-// copy of the row's first-digit histogram (clusters), the leader's summed low-digit histograms and
-// counters (rank 0), this block's tie bitmap (`words` words) and state. Block-wide (NT threads),
-// no barrier.
+// In a cluster: zeroes this block's copy of the row's first-digit histogram, then arrives on the
+// cluster barrier whose wait starts topk_select (the other blocks add into the copy after it).
+// Called once the block's threads are past their last use of the copy's memory, possibly long
+// before the selection (the fused kernel: at its start, before scoring). Block-wide (NT threads).
+template <int NT>
+__device__ __forceinline__ void topk_start_row_top(const TopkSmem& s, uint32_t csize) {
+  if (csize > 1) {
+    for (int i = threadIdx.x; i < kTopBins; i += NT) s.row_top[i] = 0;
+    cluster_arrive();  // release: each thread's zeroes before the other blocks' additions
+  }
+}
+
+// Zeroes what the selection accumulates into, except `hist` (its owner fills it) and the row's
+// first-digit histogram (topk_start_row_top): this block's low-digit histograms and counters,
+// its tie bitmap (`words` words) and state; in a cluster, initialises the mbarrier on which the
+// lower blocks' counts arrive (8 bytes from each: its expected bytes are set here). Block-wide (NT
+// threads), no barrier; the cluster barrier after the histogram merge publishes all of it (no
+// other block touches these before it).
 template <int NT>
 __device__ __forceinline__ void topk_clear(const TopkSmem& s, uint32_t rank, uint32_t csize, int words) {
   const int tid = threadIdx.x;
-  if (csize > 1)
-    for (int i = tid; i < kTopBins; i += NT) s.row_top[i] = 0;
-  if (rank == 0) {
-    for (int i = tid; i < 2 * kLowBins; i += NT) s.leader_low[i] = 0;
-    if (tid < 8) s.ctl[tid] = 0;
-  }
+  for (int i = tid; i < 2 * kLowBins; i += NT) s.leader_low[i] = 0;
+  if (tid < 8) s.ctl[tid] = 0;
   for (int i = tid; i < words; i += NT) s.tie_bits[i] = 0;
   if (tid < 8) s.state[tid] = 0;
+  if (csize > 1 && tid == 0) {
+    mbar_init(s.xbar, 1);
+    mbar_init_fence();
+    if (rank > 0) mbar_arrive_expect_tx(s.xbar, 8u * rank);
+  }
 }
 
 // One block's part of a row's selection: its chunk of the row.
@@ -361,8 +415,8 @@ struct TopkChunk {
 
 // Steps 1 (from the cluster merge of the histograms) to 5 of the selection, by the NT threads of
 // every block of the row's cluster. On entry: hist holds the block's first-digit histogram of
-// its chunk, keys the chunk (kSmemKeys), pages the chunk's page ids, and topk_clear has run; the
-// cluster barrier (block barrier when alone) that starts this makes them visible. stamp(k)
+// its chunk, keys the chunk (kSmemKeys), pages the chunk's page ids, topk_clear has run and, in
+// a cluster, topk_start_row_top (whose barrier this waits for; a block barrier when alone). stamp(k)
 // records phase k (3..8).
 template <int NT, bool kSmemKeys, typename Stamp>
 __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& r, Stamp&& stamp) {
@@ -385,16 +439,20 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
   (void)keys;
   (void)src;
   // The row's first-digit histogram: every block of a cluster sums its own copy (this block's
-  // histogram when alone). The leader's other arrays (this block's own when alone).
+  // histogram when alone). The leader's low-digit histograms (for the distributed resolution).
   uint32_t* row_top = clustered ? s.row_top : hist;
   uint32_t* leader_low = clustered ? map_to_rank(s.leader_low, 0) : hist;
-  uint32_t* leader_ctl = clustered ? map_to_rank(s.ctl, 0) : s.ctl;
 
   if (clustered) {
     // Every block adds its histogram to every block's copy of the row's, so that each finds the
     // threshold bin in its own shared memory: with one copy in the leader, the other blocks'
     // reads of it took up to 3.5 us at 8 blocks per row against 0.7 us for the leader's own.
-    cluster_sync();  // every block's copy is zeroed, the leader's other arrays too, and every block has started
+    // Every block's copy is zeroed. (Split from the block's own zeroing, so that a block that
+    // finishes its chunk later delays the others once, at the barrier after the merge, rather
+    // than at two barriers.) The block barrier first: this block's histogram is complete (the
+    // cluster barrier's arrival came before it was built, so its wait does not order that).
+    __syncthreads();
+    cluster_wait();
     for (int b = tid; b < kTopBins; b += NT) {
       const uint32_t v = hist[b];
       if (v != 0)
@@ -403,7 +461,7 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
           atomicAdd((p == 0 ? s.row_top : map_to_rank(s.row_top, to)) + b, v);  // its own by a shared-memory atomic
         }
     }
-    cluster_sync();
+    cluster_sync();  // the row's histogram in every block's copy; topk_clear's arrays visible to the cluster
   } else {
     __syncthreads();
   }
@@ -530,27 +588,24 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
   if (whole_top) {
     // b* taken whole: nothing to resolve.
   } else if (r.variant == kTopkGather && row_cands <= static_cast<uint32_t>(kCandCap)) {
-    // Few keys in b* for the whole row: the leader gathers them and resolves alone.
+    // Few keys in b* for the whole row: every block gathers all of them and resolves the same
+    // threshold itself (the resolution depends only on their multiset). Before, the leader alone
+    // gathered and resolved them and sent the threshold back: one more cluster barrier, which
+    // every block waited on. Each block's candidates go to every block, at an offset taken from
+    // that block's counter.
     if (clustered) {
-      if (tid == 0) state[6] = local_cands ? atomicAdd(leader_ctl + 2, local_cands) : 0u;
-      __syncthreads();
-      const uint32_t gbase = state[6];
-      uint32_t* gkey = map_to_rank(s.gather_key, 0);
-      for (uint32_t j = tid; j < local_cands; j += NT) gkey[gbase + j] = cand_key[j];
-      cluster_sync();  // the leader holds every candidate of the row
-      if (rank == 0) {
-        const TopkThreshold t = resolve_gathered<NT>(s.gather_key, static_cast<int>(row_cands), bstar, rem,
-                                                 s.leader_low, state);
-        if (tid < static_cast<int>(csize)) {
-          uint32_t* b = map_to_rank(s.bcast, static_cast<uint32_t>(tid));
-          b[0] = t.prefix;
-          b[1] = t.whole ? 1u : 0u;
-          b[2] = static_cast<uint32_t>(t.rem);
-        }
+      if (tid < static_cast<int>(csize)) {
+        const uint32_t p = static_cast<uint32_t>(tid);
+        s.gather_off[p] = local_cands ? atomicAdd((p == rank ? s.ctl : map_to_rank(s.ctl, p)) + 2, local_cands) : 0u;
       }
-      cluster_sync();  // every block has the threshold
-      const uint32_t* b = s.bcast;
-      th = TopkThreshold{b[0], b[1] != 0u, static_cast<int32_t>(b[2])};
+      __syncthreads();
+      for (uint32_t j = tid; j < local_cands; j += NT) {
+        const uint32_t k = cand_key[j];
+        for (uint32_t p = 0; p < csize; ++p)
+          (p == rank ? s.gather_key : map_to_rank(s.gather_key, p))[s.gather_off[p] + j] = k;
+      }
+      cluster_sync();  // every block holds every candidate of the row
+      th = resolve_gathered<NT>(s.gather_key, static_cast<int>(row_cands), bstar, rem, s.leader_low, state);
     } else {
       th = resolve_gathered<NT>(cand_key, static_cast<int>(local_cands), bstar, rem, s.leader_low, state);
     }
@@ -586,6 +641,9 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
       whole = take_low_digit(summed, shift, prefix, mask, rem, state);
       __syncthreads();  // hist and state are rewritten next
     }
+    // The other blocks have read the leader's summed histograms: the leader may leave after this
+    // (the count exchange below has no cluster barrier).
+    if (clustered) cluster_sync();
     th = TopkThreshold{prefix, whole, whole ? 0 : rem};
   }
   stamp(6);
@@ -642,17 +700,24 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
   auto clamp0 = [](int64_t v, int64_t hi) { return v < 0 ? int64_t{0} : (v > hi ? hi : v); };  // [0, hi]
   int64_t sel_before = 0, ties_before = 0;  // in the lower blocks of the cluster
   if (clustered) {
-    if (tid < static_cast<int>(csize)) {
-      uint32_t* x = map_to_rank(s.xchg, static_cast<uint32_t>(tid));
-      x[rank] = static_cast<uint32_t>(blk_gt);
-      x[8 + rank] = static_cast<uint32_t>(blk_eq);
+    // Only the higher blocks need this block's counts: one 8-byte asynchronous store to each,
+    // counted on its mbarrier (set in topk_clear to expect 8 bytes per lower block), instead of
+    // a cluster barrier. The leader waits for nobody. No block reads another's shared memory
+    // after the gather's cluster barrier, and a block that sends here is waited for by its
+    // receivers, so every block may leave as soon as its own output is written.
+    if (tid > static_cast<int>(rank) && tid < static_cast<int>(csize)) {
+      const uint32_t p = static_cast<uint32_t>(tid);
+      st_async_u32x2(mapa_shared(smem_addr(s.xchg + 2 * rank), p), static_cast<uint32_t>(blk_gt),
+                     static_cast<uint32_t>(blk_eq), mapa_shared(smem_addr(s.xbar), p));
     }
-    cluster_sync();  // from here on no block touches another's shared memory
-    const uint32_t* x = s.xchg;
-    for (uint32_t r = 0; r < rank; ++r) {
-      const int64_t e = x[8 + r];
-      sel_before += static_cast<int64_t>(x[r]) + clamp0(th.rem - ties_before, e);
-      ties_before += e;
+    if (rank > 0) {
+      mbar_wait_cluster(s.xbar, 0);
+      const uint32_t* x = s.xchg;
+      for (uint32_t r = 0; r < rank; ++r) {
+        const int64_t e = x[2 * r + 1];
+        sel_before += static_cast<int64_t>(x[2 * r]) + clamp0(th.rem - ties_before, e);
+        ties_before += e;
+      }
     }
   }
   stamp(7);
@@ -737,6 +802,7 @@ __global__ void __launch_bounds__(kTopkThreads, 1) indexer_topk_kernel(const Top
 
   topk_clear<kTopkThreads>(s, rank, csize, (n + 31) >> 5);
   for (int i = tid; i < kTopBins; i += kTopkThreads) hist[i] = 0;
+  topk_start_row_top<kTopkThreads>(s, csize);
 
   const float* src = args.scores + row * args.score_stride + begin;
   // Scores come from the previous kernel (launched as its programmatic dependent).
