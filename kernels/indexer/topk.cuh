@@ -67,28 +67,28 @@ struct TopkArgs {
   int32_t variant = 0;                   // kTopkGather (default) or kTopkDistributed
 };
 
-// Top-k variants (both give the same output): kTopkGather resolves the threshold bin's keys in
-// the leader alone once they are few (<= kCandCap for the whole row); kTopkDistributed resolves
-// them with histograms summed over the cluster. kTopkGather falls back to the distributed
-// resolution when the threshold bin holds more keys.
+// Top-k variants (both give the same output): kTopkGather gathers the threshold bin's keys in
+// every block, which resolves them alone, once they are few (<= kCandCap for the whole row);
+// kTopkDistributed resolves them with histograms summed over the cluster. kTopkGather falls back
+// to the distributed resolution when the threshold bin holds more keys.
 inline constexpr int32_t kTopkGather = 0;
 inline constexpr int32_t kTopkDistributed = 1;
 
 // Shared-memory layout in uint32 words.
 struct TopkLayout {
   static constexpr int kRowTop = 0;                          // 4096: the row's first-digit histogram (clusters)
-  static constexpr int kLeaderLow = kRowTop + kTopBins;      // 2 x 1024: low-digit histograms (see TopkSmem)
-  static constexpr int kCtl = kLeaderLow + 2 * kLowBins;     // 8: [2] gather counter
+  static constexpr int kLowHist = kRowTop + kTopBins;        // 2 x 1024: low-digit histograms (see TopkSmem)
+  static constexpr int kCtl = kLowHist + 2 * kLowBins;     // 8: [2] gather counter
   static constexpr int kHist = kCtl + 8;                     // 4096: this block's histogram
   static constexpr int kState = kHist + kTopBins;            // 8
   static constexpr int kScratch = kState + 8;                // 72: scan scratch (33 x uint64)
   static constexpr int kXchg = kScratch + 72;                // 16: [2 r] selected-above, [2 r + 1] ties of block r
-  static constexpr int kGatherOff = kXchg + 16;              // 8: [p] where this block's candidates go in block p's list
+  static constexpr int kGatherOff = kXchg + 16;              // 8: [p] this block's offset in block p's gathered list
   static constexpr int kXbar = kGatherOff + 8;               // 8: [0, 2) mbarrier of the counts of the lower blocks
   static constexpr int kCandKey = kXbar + 8;                 // kCandCap
   static_assert(kXbar % 2 == 0, "the mbarrier must be 8-byte aligned");
   static constexpr int kCandPos = kCandKey + kCandCap;       // kCandCap
-  static constexpr int kGatherKey = kCandPos + kCandCap;     // kCandCap: the row's candidates (leader)
+  static constexpr int kGatherKey = kCandPos + kCandCap;     // kCandCap: the row's candidates (gathered)
   static constexpr int kPages = kGatherKey + kCandCap;       // page ids of the chunk
   __host__ __device__ static constexpr int pages_words(int chunk_cap) { return ((chunk_cap / 64) + 4) & ~3; }
   __host__ __device__ static constexpr int bits_words(int chunk_cap) { return ((chunk_cap / 32) + 3) & ~3; }
@@ -126,7 +126,9 @@ __device__ __forceinline__ void cluster_sync() {
   asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
 }
 // The two halves of cluster_sync, for work between them (each thread arrives once, then waits).
-__device__ __forceinline__ void cluster_arrive() { asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory"); }
+__device__ __forceinline__ void cluster_arrive() {
+  asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory");
+}
 __device__ __forceinline__ void cluster_wait() { asm volatile("barrier.cluster.wait.acquire.aligned;" ::: "memory"); }
 // Generic address of the same shared-memory variable in block `rank` of the cluster.
 template <typename T>
@@ -332,7 +334,7 @@ __device__ __forceinline__ TopkThreshold resolve_gathered(const uint32_t* gkey, 
 // offsets, so a peer's copy is map_to_rank of the local pointer.
 struct TopkSmem {
   uint32_t* row_top;     // kTopBins: the row's first-digit histogram, summed over the cluster (every block's copy)
-  uint32_t* leader_low;  // 2 x kLowBins: low-digit histograms (the gathered resolution's, every block's own;
+  uint32_t* low_hist;    // 2 x kLowBins: low-digit histograms (the gathered resolution's, every block's own;
                          // the distributed one sums into the leader's)
   uint32_t* ctl;         // 8: [2] counter of the gathered candidates
   uint32_t* hist;        // kTopBins: this block's first-digit histogram
@@ -354,7 +356,7 @@ struct TopkSmem {
 __device__ __forceinline__ TopkSmem topk_smem_at(uint32_t* sm, int chunk_cap) {
   TopkSmem s;
   s.row_top = sm + TopkLayout::kRowTop;
-  s.leader_low = sm + TopkLayout::kLeaderLow;
+  s.low_hist = sm + TopkLayout::kLowHist;
   s.ctl = sm + TopkLayout::kCtl;
   s.hist = sm + TopkLayout::kHist;
   s.state = sm + TopkLayout::kState;
@@ -393,7 +395,7 @@ __device__ __forceinline__ void topk_start_row_top(const TopkSmem& s, uint32_t c
 template <int NT>
 __device__ __forceinline__ void topk_clear(const TopkSmem& s, uint32_t rank, uint32_t csize, int words) {
   const int tid = threadIdx.x;
-  for (int i = tid; i < 2 * kLowBins; i += NT) s.leader_low[i] = 0;
+  for (int i = tid; i < 2 * kLowBins; i += NT) s.low_hist[i] = 0;
   if (tid < 8) s.ctl[tid] = 0;
   for (int i = tid; i < words; i += NT) s.tie_bits[i] = 0;
   if (tid < 8) s.state[tid] = 0;
@@ -441,7 +443,7 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
   // The row's first-digit histogram: every block of a cluster sums its own copy (this block's
   // histogram when alone). The leader's low-digit histograms (for the distributed resolution).
   uint32_t* row_top = clustered ? s.row_top : hist;
-  uint32_t* leader_low = clustered ? map_to_rank(s.leader_low, 0) : hist;
+  uint32_t* leader_low = clustered ? map_to_rank(s.low_hist, 0) : hist;
 
   if (clustered) {
     // Every block adds its histogram to every block's copy of the row's, so that each finds the
@@ -605,9 +607,9 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
           (p == rank ? s.gather_key : map_to_rank(s.gather_key, p))[s.gather_off[p] + j] = k;
       }
       cluster_sync();  // every block holds every candidate of the row
-      th = resolve_gathered<NT>(s.gather_key, static_cast<int>(row_cands), bstar, rem, s.leader_low, state);
+      th = resolve_gathered<NT>(s.gather_key, static_cast<int>(row_cands), bstar, rem, s.low_hist, state);
     } else {
-      th = resolve_gathered<NT>(cand_key, static_cast<int>(local_cands), bstar, rem, s.leader_low, state);
+      th = resolve_gathered<NT>(cand_key, static_cast<int>(local_cands), bstar, rem, s.low_hist, state);
     }
   } else {
     // The low 20 bits, histograms summed over the cluster: candidates in the list, or the
