@@ -38,6 +38,7 @@
 
 #include <cstdint>
 
+#include "kernels/cluster.cuh"
 #include "kernels/indexer/common.cuh"
 
 namespace dsa::cuda::idx {
@@ -123,13 +124,9 @@ __device__ __forceinline__ uint32_t cluster_size() {
 }
 // All threads of all blocks of the cluster; release/acquire at cluster scope.
 __device__ __forceinline__ void cluster_sync() {
-  asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+  cluster::arrive_release();
+  cluster::wait_acquire();
 }
-// The two halves of cluster_sync, for work between them (each thread arrives once, then waits).
-__device__ __forceinline__ void cluster_arrive() {
-  asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory");
-}
-__device__ __forceinline__ void cluster_wait() { asm volatile("barrier.cluster.wait.acquire.aligned;" ::: "memory"); }
 // Generic address of the same shared-memory variable in block `rank` of the cluster.
 template <typename T>
 __device__ __forceinline__ T* map_to_rank(T* p, uint32_t rank) {
@@ -138,23 +135,8 @@ __device__ __forceinline__ T* map_to_rank(T* p, uint32_t rank) {
   return reinterpret_cast<T*>(out);
 }
 
-// Shared-memory address (32-bit, shared::cluster window) of the same variable in block `rank`.
-__device__ __forceinline__ uint32_t mapa_shared(uint32_t local_smem_addr, uint32_t rank) {
-  uint32_t remote;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(local_smem_addr), "r"(rank));
-  return remote;
-}
-// An 8-byte store into another block's shared memory whose bytes complete a transaction count on
-// that block's mbarrier (both addresses from mapa_shared): the receiver's wait on the mbarrier
-// then sees the data, with no fence or cluster barrier.
-__device__ __forceinline__ void st_async_u32x2(uint32_t remote_addr, uint32_t a, uint32_t b, uint32_t remote_mbar) {
-  asm volatile("st.async.shared::cluster.mbarrier::complete_tx::bytes.v2.b32 [%0], {%1, %2}, [%3];" ::"r"(remote_addr),
-               "r"(a), "r"(b), "r"(remote_mbar)
-               : "memory");
-}
-
 // Waits for the phase of a local mbarrier with parity `parity`, with acquire semantics at cluster
-// scope: what other blocks of the cluster wrote before completing it (st_async_u32x2) is visible.
+// scope: what other blocks of the cluster wrote before completing it (cluster::st_async_b32x2) is visible.
 __device__ __forceinline__ void mbar_wait_cluster(uint64_t* bar, uint32_t parity) {
   uint32_t done = 0;
   while (!done)
@@ -382,7 +364,7 @@ template <int NT>
 __device__ __forceinline__ void topk_start_row_top(const TopkSmem& s, uint32_t csize) {
   if (csize > 1) {
     for (int i = threadIdx.x; i < kTopBins; i += NT) s.row_top[i] = 0;
-    cluster_arrive();  // release: each thread's zeroes before the other blocks' additions
+    cluster::arrive_release();  // each thread's zeroes before the other blocks' additions
   }
 }
 
@@ -454,7 +436,7 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
     // than at two barriers.) The block barrier first: this block's histogram is complete (the
     // cluster barrier's arrival came before it was built, so its wait does not order that).
     __syncthreads();
-    cluster_wait();
+    cluster::wait_acquire();
     for (int b = tid; b < kTopBins; b += NT) {
       const uint32_t v = hist[b];
       if (v != 0)
@@ -709,8 +691,8 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
     // receivers, so every block may leave as soon as its own output is written.
     if (tid > static_cast<int>(rank) && tid < static_cast<int>(csize)) {
       const uint32_t p = static_cast<uint32_t>(tid);
-      st_async_u32x2(mapa_shared(smem_addr(s.xchg + 2 * rank), p), static_cast<uint32_t>(blk_gt),
-                     static_cast<uint32_t>(blk_eq), mapa_shared(smem_addr(s.xbar), p));
+      cluster::st_async_b32x2(cluster::mapa_shared(smem_addr(s.xchg + 2 * rank), p), static_cast<uint32_t>(blk_gt),
+                              static_cast<uint32_t>(blk_eq), cluster::mapa_shared(smem_addr(s.xbar), p));
     }
     if (rank > 0) {
       mbar_wait_cluster(s.xbar, 0);

@@ -37,6 +37,7 @@
 #include <type_traits>
 
 #include "kernels/attention/portable/sparse_mla_params.hpp"
+#include "kernels/cluster.cuh"
 
 namespace dsa::cuda::attn {
 namespace dev {
@@ -99,26 +100,6 @@ __device__ __forceinline__ uint32_t bf16x2_residual(uint32_t packed, float lo, f
   return pack_bf16x2(lo - __uint_as_float(packed << 16), hi - __uint_as_float(packed & 0xffff0000u));
 }
 
-// Cluster barrier halves (sm_90+): arrive early, wait late.
-__device__ __forceinline__ void cluster_arrive_relaxed() {
-  asm volatile("barrier.cluster.arrive.relaxed.aligned;\n" ::: "memory");
-}
-__device__ __forceinline__ void cluster_wait_acquire() {
-  asm volatile("barrier.cluster.wait.acquire.aligned;\n" ::: "memory");
-}
-
-// Distributed shared memory with completion on the receiver's mbarrier (sm_90+): an 8-byte
-// store into block `rank`'s shared memory that counts its bytes on that block's mbarrier.
-__device__ __forceinline__ uint32_t map_rank(uint32_t local_smem_addr, uint32_t rank) {
-  uint32_t remote;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(local_smem_addr), "r"(rank));
-  return remote;
-}
-__device__ __forceinline__ void st_async_f32x2(uint32_t remote_addr, float a, float b, uint32_t remote_mbar) {
-  asm volatile("st.async.shared::cluster.mbarrier::complete_tx::bytes.v2.f32 [%0], {%1, %2}, [%3];\n" ::"r"(remote_addr),
-               "f"(a), "f"(b), "r"(remote_mbar)
-               : "memory");
-}
 // Bulk copy (copy engine) of `bytes` (multiple of 16, 16-byte aligned) from this block's shared
 // memory into block `rank`'s (dst and mbar already mapped to it), counted on its mbarrier.
 __device__ __forceinline__ void bulk_copy_to_rank(uint32_t dst, uint32_t src, uint32_t bytes, uint32_t mbar) {
@@ -224,7 +205,7 @@ __global__ void __launch_bounds__(kThreads, 1) sparse_mla_fwd_kernel(const __gri
     // The receive barrier is initialised before the cluster arrive that the senders wait for,
     // so no byte can arrive before it exists.
     if (tid == 0) dev::mbar_init(recv_mbar);
-    dev::cluster_arrive_relaxed();
+    cluster::arrive_relaxed();
   }
   // Q (16 x 576 bf16, 18 KB) lands in its own region with the first copies, in a swizzled
   // [16][72 chunks] layout that ldmatrix reads as A fragments.
@@ -673,14 +654,14 @@ __global__ void __launch_bounds__(kThreads, 1) sparse_mla_fwd_kernel(const __gri
   stamp(11);
   dev::fence_proxy_async_smem();  // the staged rows, before the copy engine reads them
   __syncthreads();                // every thread's rows staged
-  dev::cluster_wait_acquire();    // every block has started and armed its mbarrier
+  cluster::wait_acquire();    // every block has started and armed its mbarrier
   stamp(5);
   if (tid < splits && tid != split) {  // thread r sends heads [r * heads_per, (r + 1) * heads_per) to rank r
     const uint32_t r = static_cast<uint32_t>(tid);
     const uint32_t bytes = static_cast<uint32_t>(heads_per * kOPartStride * 4);
-    dev::bulk_copy_to_rank(dev::map_rank(dev::smem_u32(recv_o + split * heads_per * kOPartStride), r),
+    dev::bulk_copy_to_rank(cluster::mapa_shared(dev::smem_u32(recv_o + split * heads_per * kOPartStride), r),
                            dev::smem_u32(stage_o + tid * heads_per * kOPartStride), bytes,
-                           dev::map_rank(recv_mbar, r));
+                           cluster::mapa_shared(recv_mbar, r));
     dev::bulk_commit_and_wait_read();  // the staging may not be left before it is read
   }
   stamp(12);
