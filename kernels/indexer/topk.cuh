@@ -37,6 +37,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/cluster.cuh"
 #include "kernels/indexer/common.cuh"
@@ -486,13 +487,100 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
       }
     }
   };
-  // Four consecutive keys per thread (one 16-byte load): lane l of a warp holds positions
-  // 4 (32 w + l) .. + 3 of its 128, i.e. bits 4 (l % 8) .. + 3 of bitmap word 4 w + l / 8; the
-  // eight lanes of a word OR their nibbles together (three shuffles) and the first stores it.
-  {
+  const int thr_bin = whole_top ? static_cast<int>(bstar) - 1 : static_cast<int>(bstar);  // taken: bin > thr_bin
+  const int cand_bin = (whole_top || !compact) ? -1 : static_cast<int>(bstar);             // listed: bin == cand_bin
+  // The warp's candidates of one round (`cm`: this thread's candidate bits, `pos_of(bit)` the
+  // position of a bit): one slot reservation for all of them, then a loop over the set bits
+  // (usually 0-2 per thread) rather than an unrolled test of every key, which every lane would run
+  // whenever one lane had a candidate. The key is read again by position (registers cannot be
+  // indexed at run time). Called by every lane of the warp.
+  auto list_candidates = [&](uint32_t cm, auto&& pos_of) {
+    const uint32_t ncand = static_cast<uint32_t>(__popc(cm));
+    if (!__any_sync(0xffffffffu, ncand != 0)) return;
+    const uint32_t incl = warp_inclusive_sum(ncand);
+    uint32_t c = 0;
+    if (lane == 31) c = atomicAdd(state + 5, incl);
+    c = __shfl_sync(0xffffffffu, c, 31) + incl - ncand;
+    while (cm != 0u) {
+      const int bit = __ffs(cm) - 1;
+      cm &= cm - 1u;
+      const int i = pos_of(bit);
+      if constexpr (kSmemKeys) {
+        cand_key[c] = keys[i];
+      } else {
+        cand_key[c] = float_key(__ldg(src + i));
+      }
+      cand_pos[c] = static_cast<uint32_t>(i);
+      ++c;
+    }
+  };
+  if constexpr (kSmemKeys) {
+    // Each bitmap word (32 consecutive keys) is read by kWays consecutive lanes, each taking
+    // 8 / kWays of its eight 16-byte columns. kWays (8, 4, 2 or 1) is the largest with which one
+    // round of the block covers every word, so that short chunks still spread over the threads;
+    // long ones take one word per thread and no shuffle (16K keys, 416 threads: classify 2.0 us
+    // against 2.5-2.7 with four keys per thread and three shuffles per word). The lanes of a
+    // load phase start at different columns of their 128-byte rows: no bank conflicts.
+    // key >= lo <=> bin > thr_bin (none when thr_bin is the top bin); key - cbase < 2^20 <=>
+    // bin == cand_bin.
+    const bool none_above = thr_bin >= kTopBins - 1;
+    const uint32_t lo = none_above ? 0u : static_cast<uint32_t>(thr_bin + 1) << 20;
+    const bool listing = cand_bin >= 0;
+    const uint32_t cbase = listing ? static_cast<uint32_t>(cand_bin) << 20 : 0u;
+    auto classify_words = [&](auto ways) {
+      constexpr int kWays = decltype(ways)::value;
+      constexpr int kCols = 8 / kWays;  // 16-byte loads per thread and word
+      constexpr uint32_t kBinSpan = 1u << 20;
+      const int items = words * kWays;
+      for (int base = 0; base < items; base += NT) {
+        if (base + (tid & ~31) >= items) break;  // warp-uniform: no word of this warp left
+        const int item = base + tid;
+        const int w = item / kWays, part = item % kWays;
+        uint32_t sel = 0, cm = 0;
+        if (item < items) {
+          const uint32_t* kw = keys + 32 * w;  // within chunk_cap (a multiple of 64)
+          const int rot = (lane / kWays) % kCols;
+#pragma unroll
+          for (int j = 0; j < kCols; ++j) {
+            const int c = kCols * part + (j + rot) % kCols;
+            const uint4 k = *reinterpret_cast<const uint4*>(kw + 4 * c);
+            const uint32_t ns = static_cast<uint32_t>(k.x >= lo) | (static_cast<uint32_t>(k.y >= lo) << 1) |
+                                (static_cast<uint32_t>(k.z >= lo) << 2) | (static_cast<uint32_t>(k.w >= lo) << 3);
+            sel |= ns << (4 * c);
+            if (listing) {
+              const uint32_t nc = static_cast<uint32_t>(k.x - cbase < kBinSpan) |
+                                  (static_cast<uint32_t>(k.y - cbase < kBinSpan) << 1) |
+                                  (static_cast<uint32_t>(k.z - cbase < kBinSpan) << 2) |
+                                  (static_cast<uint32_t>(k.w - cbase < kBinSpan) << 3);
+              cm |= nc << (4 * c);
+            }
+          }
+          const int left = n - 32 * w;  // positions of this word inside the chunk (>= 1)
+          const uint32_t valid = left >= 32 ? 0xFFFFFFFFu : (1u << left) - 1u;
+          sel = none_above ? 0u : sel & valid;
+          cm &= valid;
+        }
+#pragma unroll
+        for (int o = 1; o < kWays; o <<= 1) sel |= __shfl_xor_sync(0xffffffffu, sel, o);
+        if (item < items && part == 0) sel_bits[w] = sel;
+        if (listing) list_candidates(cm, [w](int bit) { return 32 * w + bit; });
+      }
+    };
+    if (words * 8 <= NT) {
+      classify_words(std::integral_constant<int, 8>{});
+    } else if (words * 4 <= NT) {
+      classify_words(std::integral_constant<int, 4>{});
+    } else if (words * 2 <= NT) {
+      classify_words(std::integral_constant<int, 2>{});
+    } else {
+      classify_words(std::integral_constant<int, 1>{});
+    }
+  } else {
+    // Keys read from global memory: four consecutive keys per thread (one 16-byte load, lanes
+    // coalesced); lane l of a warp holds positions 4 (32 w + l) .. + 3 of its 128, i.e. bits
+    // 4 (l % 8) .. + 3 of bitmap word 4 w + l / 8; the eight lanes of a word OR their nibbles
+    // together (three shuffles) and the first stores it.
     const int nq = (n + 3) >> 2;  // 4-key groups of the chunk (the last may run past its end)
-    const int thr_bin = whole_top ? static_cast<int>(bstar) - 1 : static_cast<int>(bstar);  // taken: bin > thr_bin
-    const int cand_bin = (whole_top || !compact) ? -1 : static_cast<int>(bstar);             // listed: bin == cand_bin
     const int shift = (lane & 7) * 4;
     const float4* src4 = reinterpret_cast<const float4*>(src);  // 256-byte aligned (see the load)
     for (int base = 0; base < nq; base += NT * kQuadUnroll) {
@@ -502,16 +590,11 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
         const int q = base + u * NT + tid;
         k4[u] = make_uint4(0u, 0u, 0u, 0u);
         if (base + u * NT < nq && q < nq) {
-          if constexpr (kSmemKeys) {
-            k4[u] = *reinterpret_cast<const uint4*>(keys + 4 * q);  // within chunk_cap (a multiple of 64)
-          } else {
-            const float4 f = __ldg(src4 + q);  // within the row's stride (a multiple of 64)
-            k4[u] = make_uint4(float_key(f.x), float_key(f.y), float_key(f.z), float_key(f.w));
-          }
+          const float4 f = __ldg(src4 + q);  // within the row's stride (a multiple of 64)
+          k4[u] = make_uint4(float_key(f.x), float_key(f.y), float_key(f.z), float_key(f.w));
         }
       }
       uint32_t cms[kQuadUnroll] = {};  // candidate bits of each group
-      uint32_t ncand = 0;
 #pragma unroll
       for (int u = 0; u < kQuadUnroll; ++u) {
         if (base + u * NT >= nq) break;  // no group of the block left (uniform: shuffles stay converged)
@@ -528,40 +611,16 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
         const uint32_t valid = left >= 4 ? 0xFu : (left <= 0 ? 0u : (1u << left) - 1u);
         sel &= valid;
         cms[u] = cm & valid;
-        ncand += static_cast<uint32_t>(__popc(cms[u]));
         uint32_t word = sel << shift;
         word |= __shfl_xor_sync(0xffffffffu, word, 1);
         word |= __shfl_xor_sync(0xffffffffu, word, 2);
         word |= __shfl_xor_sync(0xffffffffu, word, 4);
         if ((lane & 7) == 0 && q < nq) sel_bits[q >> 3] = word;
       }
-      // The warp's candidates of this iteration: one slot reservation for all of them.
-      if (__any_sync(0xffffffffu, ncand != 0)) {
-        const uint32_t incl = warp_inclusive_sum(ncand);
-        uint32_t c = 0;
-        if (lane == 31) c = atomicAdd(state + 5, incl);
-        c = __shfl_sync(0xffffffffu, c, 31) + incl - ncand;
-        // A loop over this thread's candidate bits (usually 0-2 of its 16 keys) rather than an
-        // unrolled test of all 16, which every lane ran whenever one lane of the warp had a
-        // candidate (ncu: about 100 instructions per 32 x 4 keys in this pass; classify 0.3 us
-        // faster without it). The key is read again by position (registers cannot be indexed at
-        // run time).
-        uint32_t m = 0;
+      uint32_t m = 0;
 #pragma unroll
-        for (int u = 0; u < kQuadUnroll; ++u) m |= cms[u] << (4 * u);
-        while (m != 0u) {
-          const int bit = __ffs(m) - 1;
-          m &= m - 1u;
-          const int i = 4 * (base + (bit >> 2) * NT + tid) + (bit & 3);
-          if constexpr (kSmemKeys) {
-            cand_key[c] = keys[i];
-          } else {
-            cand_key[c] = float_key(__ldg(src + i));
-          }
-          cand_pos[c] = static_cast<uint32_t>(i);
-          ++c;
-        }
-      }
+      for (int u = 0; u < kQuadUnroll; ++u) m |= cms[u] << (4 * u);
+      list_candidates(m, [base, tid](int bit) { return 4 * (base + (bit >> 2) * NT + tid) + (bit & 3); });
     }
   }
   __syncthreads();
@@ -577,7 +636,19 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
     // gathered and resolved them and sent the threshold back: one more cluster barrier, which
     // every block waited on. Each block's candidates go to every block, at an offset taken from
     // that block's counter.
-    if (clustered) {
+    if (csize == 2) {
+      // Two blocks: block 0's candidates first, then block 1's, in both lists. Block 1's offset
+      // is the row's count less its own: no counter to reserve from, no block barrier.
+      const uint32_t off = rank == 0 ? 0u : row_cands - local_cands;
+      uint32_t* other = map_to_rank(s.gather_key, rank ^ 1u);
+      for (uint32_t j = tid; j < local_cands; j += NT) {
+        const uint32_t k = cand_key[j];
+        s.gather_key[off + j] = k;
+        other[off + j] = k;
+      }
+      cluster_sync();  // both blocks hold every candidate of the row
+      th = resolve_gathered<NT>(s.gather_key, static_cast<int>(row_cands), bstar, rem, s.low_hist, state);
+    } else if (clustered) {
       if (tid < static_cast<int>(csize)) {
         const uint32_t p = static_cast<uint32_t>(tid);
         s.gather_off[p] = local_cands ? atomicAdd((p == rank ? s.ctl : map_to_rank(s.ctl, p)) + 2, local_cands) : 0u;
