@@ -36,4 +36,13 @@ __device__ __forceinline__ void st_async_b32x2(uint32_t remote_addr, uint32_t a,
                : "memory");
 }
 
+// Relaxed atomic addition to / plain store into another block's shared memory (an address from
+// mapa_shared): no generic-address resolution.
+__device__ __forceinline__ void red_add_u32(uint32_t remote_addr, uint32_t v) {
+  asm volatile("red.relaxed.cluster.shared::cluster.add.u32 [%0], %1;" ::"r"(remote_addr), "r"(v) : "memory");
+}
+__device__ __forceinline__ void st_u32(uint32_t remote_addr, uint32_t v) {
+  asm volatile("st.shared::cluster.u32 [%0], %1;" ::"r"(remote_addr), "r"(v) : "memory");
+}
+
 }  // namespace dsa::cuda::cluster

@@ -438,13 +438,16 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
     // cluster barrier's arrival came before it was built, so its wait does not order that).
     __syncthreads();
     cluster::wait_acquire();
+    const uint32_t row_top_addr = smem_addr(s.row_top);
     for (int b = tid; b < kTopBins; b += NT) {
       const uint32_t v = hist[b];
-      if (v != 0)
-        for (uint32_t p = 0; p < csize; ++p) {
-          const uint32_t to = p + rank < csize ? p + rank : p + rank - csize;  // each block starts with its own
-          atomicAdd((p == 0 ? s.row_top : map_to_rank(s.row_top, to)) + b, v);  // its own by a shared-memory atomic
+      if (v != 0) {
+        atomicAdd(s.row_top + b, v);  // its own first, by a shared-memory atomic
+        for (uint32_t p = 1; p < csize; ++p) {
+          const uint32_t to = p + rank < csize ? p + rank : p + rank - csize;
+          cluster::red_add_u32(cluster::mapa_shared(row_top_addr, to) + 4u * static_cast<uint32_t>(b), v);
         }
+      }
     }
     cluster_sync();  // the row's histogram in every block's copy; topk_clear's arrays visible to the cluster
   } else {
@@ -640,11 +643,11 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
       // Two blocks: block 0's candidates first, then block 1's, in both lists. Block 1's offset
       // is the row's count less its own: no counter to reserve from, no block barrier.
       const uint32_t off = rank == 0 ? 0u : row_cands - local_cands;
-      uint32_t* other = map_to_rank(s.gather_key, rank ^ 1u);
+      const uint32_t other = cluster::mapa_shared(smem_addr(s.gather_key + off), rank ^ 1u);
       for (uint32_t j = tid; j < local_cands; j += NT) {
         const uint32_t k = cand_key[j];
         s.gather_key[off + j] = k;
-        other[off + j] = k;
+        cluster::st_u32(other + 4u * j, k);
       }
       cluster_sync();  // both blocks hold every candidate of the row
       th = resolve_gathered<NT>(s.gather_key, static_cast<int>(row_cands), bstar, rem, s.low_hist, state);
