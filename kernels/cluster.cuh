@@ -1,7 +1,7 @@
 // Thread-block-cluster primitives (PTX, sm_90+) shared by the indexer's and the attention's
 // kernels: the two halves of the cluster barrier, the address of a shared-memory variable in
-// another block of the cluster, and the 8-byte store into it that completes a transaction count
-// on that block's mbarrier.
+// another block of the cluster, the 8-byte store into it that completes a transaction count on
+// that block's mbarrier, and a plain store and an atomic addition into it.
 #pragma once
 
 #include <cstdint>

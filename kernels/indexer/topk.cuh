@@ -17,9 +17,10 @@
 //      mantissa bits: 8 bins per binade); each block adds its histogram to every block's copy
 //      of the row's through distributed shared memory, and every block finds the bin b* holding
 //      the 2048th largest key in its own copy;
-//   2. one pass over the chunk, four consecutive keys per thread (one 16-byte load): the
-//      position bitmap of the keys above b* (each lane's 4 bits ORed into the word of its 8
-//      lanes by shuffles); keys in b* are compacted into a short candidate list (key, position);
+//   2. one pass over the chunk: the position bitmap of the keys above b* (keys in shared memory:
+//      each 32-key word read by 1-8 lanes, whose bits are ORed by shuffles when more than one;
+//      from global memory: four keys per thread, the word of 8 lanes ORed by shuffles); keys in
+//      b* are compacted into a short candidate list (key, position);
 //   3. the low 20 bits of the candidates are resolved in two 10-bit passes (gathered in every
 //      block, each resolving the same threshold, or with histograms summed on the leader), giving
 //      the exact threshold T and the number `rem` of keys equal to T the row takes. A pass stops
