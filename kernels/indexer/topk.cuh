@@ -525,8 +525,9 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
     // long ones take one word per thread and no shuffle (16K keys, 416 threads: classify 2.0 us
     // against 2.5-2.7 with four keys per thread and three shuffles per word). The lanes of a
     // load phase start at different columns of their 128-byte rows: no bank conflicts.
-    // key >= lo <=> bin > thr_bin (none when thr_bin is the top bin); key - cbase < 2^20 <=>
-    // bin == cand_bin.
+    // key >= lo <=> bin > thr_bin (none when thr_bin is the top bin). When listing, cand_bin ==
+    // thr_bin, so bin == cand_bin <=> key >= cbase and not key >= lo (or the top bin): the same
+    // packed compare as for lo, cheaper than testing key - cbase < 2^20 per key.
     const bool none_above = thr_bin >= kTopBins - 1;
     const uint32_t lo = none_above ? 0u : static_cast<uint32_t>(thr_bin + 1) << 20;
     const bool listing = cand_bin >= 0;
@@ -534,7 +535,6 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
     auto classify_words = [&](auto ways) {
       constexpr int kWays = decltype(ways)::value;
       constexpr int kCols = 8 / kWays;  // 16-byte loads per thread and word
-      constexpr uint32_t kBinSpan = 1u << 20;
       const int items = words * kWays;
       for (int base = 0; base < items; base += NT) {
         if (base + (tid & ~31) >= items) break;  // warp-uniform: no word of this warp left
@@ -552,17 +552,16 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
                                 (static_cast<uint32_t>(k.z >= lo) << 2) | (static_cast<uint32_t>(k.w >= lo) << 3);
             sel |= ns << (4 * c);
             if (listing) {
-              const uint32_t nc = static_cast<uint32_t>(k.x - cbase < kBinSpan) |
-                                  (static_cast<uint32_t>(k.y - cbase < kBinSpan) << 1) |
-                                  (static_cast<uint32_t>(k.z - cbase < kBinSpan) << 2) |
-                                  (static_cast<uint32_t>(k.w - cbase < kBinSpan) << 3);
-              cm |= nc << (4 * c);
+              const uint32_t ng = static_cast<uint32_t>(k.x >= cbase) | (static_cast<uint32_t>(k.y >= cbase) << 1) |
+                                  (static_cast<uint32_t>(k.z >= cbase) << 2) | (static_cast<uint32_t>(k.w >= cbase) << 3);
+              cm |= ng << (4 * c);
             }
           }
           const int left = n - 32 * w;  // positions of this word inside the chunk (>= 1)
           const uint32_t valid = left >= 32 ? 0xFFFFFFFFu : (1u << left) - 1u;
+          // In b* <=> at or above its base and (b* the top bin, or) not above it.
+          cm &= (none_above ? 0xFFFFFFFFu : ~sel) & valid;
           sel = none_above ? 0u : sel & valid;
-          cm &= valid;
         }
 #pragma unroll
         for (int o = 1; o < kWays; o <<= 1) sel |= __shfl_xor_sync(0xffffffffu, sel, o);
