@@ -1,7 +1,7 @@
 // Thread-block-cluster primitives (PTX, sm_90+) shared by the indexer's and the attention's
 // kernels: the two halves of the cluster barrier, the address of a shared-memory variable in
 // another block of the cluster, the 8-byte store into it that completes a transaction count on
-// that block's mbarrier, and a plain store and an atomic addition into it.
+// that block's mbarrier, a plain store and an atomic addition into it, and the receiver's wait.
 #pragma once
 
 #include <cstdint>
@@ -34,6 +34,23 @@ __device__ __forceinline__ void st_async_b32x2(uint32_t remote_addr, uint32_t a,
   asm volatile("st.async.shared::cluster.mbarrier::complete_tx::bytes.v2.b32 [%0], {%1, %2}, [%3];" ::"r"(remote_addr),
                "r"(a), "r"(b), "r"(remote_mbar)
                : "memory");
+}
+
+// Waits for the phase of this block's mbarrier (shared address) with parity `parity`, with acquire
+// semantics at cluster scope: what other blocks of the cluster wrote into this block's shared
+// memory before completing the phase (st_async_b32x2, bulk copies counted on it) is visible.
+__device__ __forceinline__ void mbar_wait_acquire(uint32_t mbar, uint32_t parity) {
+  uint32_t done = 0;
+  while (!done)
+    asm volatile(
+        "{\n"
+        ".reg .pred p;\n"
+        "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n"
+        "selp.u32 %0, 1, 0, p;\n"
+        "}\n"
+        : "=r"(done)
+        : "r"(mbar), "r"(parity)
+        : "memory");
 }
 
 // Relaxed atomic addition to / plain store into another block's shared memory (an address from

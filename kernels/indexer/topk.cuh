@@ -137,22 +137,6 @@ __device__ __forceinline__ T* map_to_rank(T* p, uint32_t rank) {
   return reinterpret_cast<T*>(out);
 }
 
-// Waits for the phase of a local mbarrier with parity `parity`, with acquire semantics at cluster
-// scope: what other blocks of the cluster wrote before completing it (cluster::st_async_b32x2) is visible.
-__device__ __forceinline__ void mbar_wait_cluster(uint64_t* bar, uint32_t parity) {
-  uint32_t done = 0;
-  while (!done)
-    asm volatile(
-        "{\n"
-        ".reg .pred p;\n"
-        "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n"
-        "selp.u32 %0, 1, 0, p;\n"
-        "}\n"
-        : "=r"(done)
-        : "r"(smem_addr(bar)), "r"(parity)
-        : "memory");
-}
-
 // Calls f(i, key) for every key i in [0, n) owned by this thread, kKeyUnroll loads in flight.
 // Keys come from shared memory (kSmemKeys) or from the float scores in global memory. The order
 // of the calls within a thread is the same on every traversal.
@@ -769,7 +753,7 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
                               static_cast<uint32_t>(blk_eq), cluster::mapa_shared(smem_addr(s.xbar), p));
     }
     if (rank > 0) {
-      mbar_wait_cluster(s.xbar, 0);
+      cluster::mbar_wait_acquire(smem_addr(s.xbar), 0);
       const uint32_t* x = s.xchg;
       for (uint32_t r = 0; r < rank; ++r) {
         const int64_t e = x[2 * r + 1];

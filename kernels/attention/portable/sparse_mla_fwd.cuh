@@ -124,18 +124,6 @@ __device__ __forceinline__ void mbar_init(uint32_t mbar) {
 __device__ __forceinline__ void mbar_arrive_expect(uint32_t mbar, uint32_t tx_bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(mbar), "r"(tx_bytes) : "memory");
 }
-__device__ __forceinline__ void mbar_wait_phase0(uint32_t mbar) {
-  uint32_t done = 0;
-  while (!done) {
-    asm volatile(
-        "{\n .reg .pred p;\n mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], 0;\n"
-        " selp.u32 %0, 1, 0, p;\n}\n"
-        : "=r"(done)
-        : "r"(mbar)
-        : "memory");
-  }
-}
-
 // Loads a word that nobody uses (the warp never waits for it), so the address translation of
 // the output's page is warm when the stores at the end of the kernel come (an L2 prefetch did
 // not spare them the page walk).
@@ -668,7 +656,7 @@ __global__ void __launch_bounds__(kThreads, 1) sparse_mla_fwd_kernel(const __gri
   // Every block receives 16/splits heads from each of the other splits - 1 blocks: 16 - 16/splits
   // rows of kOPartStride floats (512 outputs, m, l, pad); its own rows were written above.
   if (tid == 0) dev::mbar_arrive_expect(recv_mbar, (kHeads - heads_per) * kOPartStride * 4);
-  dev::mbar_wait_phase0(recv_mbar);  // all partials of our heads have landed
+  cluster::mbar_wait_acquire(recv_mbar, 0);  // all partials of our heads have landed
   stamp(6);
 
   // Each of this block's heads once (warp hl, lane j = split): split j's weight
