@@ -10,6 +10,12 @@
 // them with the same threads. The output is the same function of the row as the two-kernel
 // form's (ties to the lowest positions, ids in position order).
 //
+// Row groups: when a row needs more blocks than a cluster gives (b=8 L=128K: 16 blocks per row
+// stream on 128 SMs, against 64 with clusters of 8), the launcher runs the kernel without clusters
+// as a cooperative launch (every block resident at once) and the `group_blocks` blocks of a row
+// exchange what the selection merges through a region of the workspace instead of distributed
+// shared memory (row_group.cuh).
+//
 // Block: 1 producer warp streaming the chunk's pages (one bulk copy each) into a ring of
 // `stages` slots, 3 consumer warpgroups taking the pages round robin (stages a multiple of 3:
 // each slot serves one group), each waiting for its previous page's wgmma chain and reducing
@@ -52,6 +58,9 @@ struct FusedArgs {
   int32_t* out = nullptr;                // [rows, 2048]
   long long* debug = nullptr;            // diagnostic: [4 blocks][kTopkCheckpoints] clock64 stamps
   unsigned long long* timeline = nullptr;  // diagnostic: [grid][kTimelineSlots] (work done = scores done)
+  int32_t group_blocks = 0;              // > 0: blocks per row of a row group (no cluster; cooperative launch)
+  uint32_t* group_ws = nullptr;          // row groups: [rows][GroupLayout::kWords]
+  unsigned long long group_nonce = 0;    // row groups: new to this call
 };
 
 struct FusedLayout {
@@ -82,8 +91,9 @@ __host__ __device__ inline int64_t fused_smem_bytes(int stages, int chunk_cap) {
 }
 
 // kGroups: always kFusedGroups (a template only so that the kernel is compiled where it is
-// instantiated, fused_sm90.cu).
-template <int kGroups>
+// instantiated: fused_sm90.cu, fused_group_sm90.cu). kRowGroups: the rows' blocks form row groups
+// (args.group_blocks per row, no cluster) rather than clusters.
+template <int kGroups, bool kRowGroups>
 __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_fused_kernel(const FusedArgs args) {
   static_assert(kGroups == kFusedGroups, "the layout and the ring assume kFusedGroups consumer groups");
 #if DSA_IDX_HAVE_WGMMA
@@ -91,7 +101,11 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_fused_kern
   extern __shared__ uint8_t smem_raw[];
   uint8_t* smem = smem_raw + ((1024 - (smem_addr(smem_raw) & 1023)) & 1023);
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const uint32_t csize = cluster_size(), rank = cluster_rank();
+  // A row's blocks: a cluster, or a row group (cluster of 1).
+  constexpr bool grouped = kRowGroups;
+  const uint32_t ccsize = cluster_size();
+  const uint32_t csize = grouped ? static_cast<uint32_t>(args.group_blocks) : ccsize;
+  const uint32_t rank = grouped ? blockIdx.x % csize : cluster_rank();
   const int64_t row = blockIdx.x / csize;
   long long* stamps = (args.debug != nullptr && blockIdx.x < 4) ? args.debug + blockIdx.x * kTopkCheckpoints : nullptr;
   auto stamp = [stamps, tid](int k) {
@@ -135,7 +149,9 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_fused_kern
     mbar_init_fence();
   }
   for (int i = tid; i < kTopBins; i += NT) s.hist[i] = 0;
-  topk_start_row_top<NT>(s, csize);
+  topk_start_row_top<NT>(s, ccsize);
+  RowGroup group;
+  if (grouped) group = row_group_at(args.group_ws, row, csize, rank, args.group_nonce);
   __syncthreads();
 
   if (warp == kFusedGroups * kWarpsPerGroup) {
@@ -164,6 +180,11 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_fused_kern
     // Lanes 1-31 leave the loop while lane 0 may still wait for a slot: reconverge before the
     // block barrier below (an aligned barrier, to be executed by the whole warp together).
     __syncwarp();
+    // A row group: the producer zeroes this block's share of the row's sums once its copies are
+    // issued (the ring is then a dozen pages ahead of the consumers: off the critical path) and
+    // waits for the other blocks' shares; the block barrier after scoring orders that before the
+    // selection's additions.
+    if (grouped) group_zero_warp(group);
   } else {
     // ---------------- consumer warpgroups: scores of the chunk into keys ----------------
     const int group = warp / kWarpsPerGroup, wq = warp % kWarpsPerGroup;
@@ -202,7 +223,7 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_fused_kern
   __syncthreads();  // every page scored: the ring and the q tile are free, keys and hist complete
   stamp(2);
   timeline_mark(args.timeline, kTimelineWorkDone);
-  topk_clear<NT>(s, rank, csize, (n + 31) >> 5);
+  topk_clear<NT>(s, rank, ccsize, (n + 31) >> 5);
   for (int j = tid; j < pages; j += NT) s.pages[j] = __ldg(bt_row + page0 + j);
   TopkChunk c;
   c.n = n;
@@ -210,7 +231,8 @@ __global__ void __launch_bounds__(scores_threads(kGroups), 1) indexer_fused_kern
   c.csize = csize;
   c.rank = rank;
   c.variant = args.variant;
-  topk_select<NT, true>(s, c, stamp);
+  c.group = grouped ? &group : nullptr;
+  topk_select<NT, true, kRowGroups>(s, c, stamp);
   timeline_mark(args.timeline, kTimelineExit);
 #else
   __trap();  // the launcher takes this kernel only on sm_90a

@@ -1,5 +1,6 @@
-// The fused scores + top-k kernel of the indexer (fused.cuh) and its cluster launch. Built for
-// every architecture; its body traps outside sm_90a, and the launcher picks it only on sm_90.
+// The fused scores + top-k kernel of the indexer (fused.cuh) with a cluster per row, and its
+// cluster launch. Built for every architecture; its body traps outside sm_90a, and the launcher
+// picks it only on sm_90.
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -9,7 +10,7 @@
 
 namespace dsa::cuda::idx {
 
-template __global__ void indexer_fused_kernel<kFusedGroups>(FusedArgs);
+template __global__ void indexer_fused_kernel<kFusedGroups, false>(FusedArgs);
 
 int fused_max_active_clusters(int cluster, size_t smem_bytes) {
   static std::mutex mutex;
@@ -20,20 +21,20 @@ int fused_max_active_clusters(int cluster, size_t smem_bytes) {
   const auto key = std::make_tuple(dev, cluster, smem_bytes);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
-  ensure_smem_limit(reinterpret_cast<const void*>(&indexer_fused_kernel<kFusedGroups>), 7, smem_bytes);
+  ensure_smem_limit(reinterpret_cast<const void*>(&indexer_fused_kernel<kFusedGroups, false>), 7, smem_bytes);
   cudaLaunchAttribute attr;
   const cudaLaunchConfig_t config = row_cluster_config(1, cluster, kFusedThreads, smem_bytes, nullptr, &attr);
   int clusters = 0;
-  DSA_CHECK_CUDA(cudaOccupancyMaxActiveClusters(&clusters, &indexer_fused_kernel<kFusedGroups>, &config));
+  DSA_CHECK_CUDA(cudaOccupancyMaxActiveClusters(&clusters, &indexer_fused_kernel<kFusedGroups, false>, &config));
   cache.emplace(key, clusters);
   return clusters;
 }
 
 void launch_fused(const FusedArgs& args, int64_t rows, int cluster, size_t smem_bytes, cudaStream_t stream) {
-  ensure_smem_limit(reinterpret_cast<const void*>(&indexer_fused_kernel<kFusedGroups>), 7, smem_bytes);
+  ensure_smem_limit(reinterpret_cast<const void*>(&indexer_fused_kernel<kFusedGroups, false>), 7, smem_bytes);
   cudaLaunchAttribute attr;
   const cudaLaunchConfig_t config = row_cluster_config(rows, cluster, kFusedThreads, smem_bytes, stream, &attr);
-  DSA_CHECK_CUDA(cudaLaunchKernelEx(&config, &indexer_fused_kernel<kFusedGroups>, args));
+  DSA_CHECK_CUDA(cudaLaunchKernelEx(&config, &indexer_fused_kernel<kFusedGroups, false>, args));
   DSA_CHECK_LAUNCH();
 }
 

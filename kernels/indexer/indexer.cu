@@ -2,19 +2,22 @@
 // order, with no host synchronisation and no allocation:
 //   - fused (sm_90, when the rows fit the GPU at once with a cluster of 1..8 blocks each and are
 //     about even): one kernel scores each row's chunks into shared memory and selects from them
-//     (fused.cuh);
+//     (fused.cuh); where a row needs more blocks than a cluster gives (few long rows), the same
+//     kernel in row groups of up to 16 blocks, a cooperative launch whose blocks exchange through
+//     the workspace (row_group.cuh);
 //   - otherwise 1. scores (only when some row may exceed 2048 tokens): FP8 tensor-core scores of
 //     the long rows into the workspace, persistent grid of one block per SM (scores.cuh);
 //     2. top-k: one cluster of 1..8 blocks per row selects 2048 ids, or emits every token of a
 //     short row (topk.cuh).
-// Workspace: scores, rows x round_up(max_seq_len, 64) floats, when max_seq_len > 2048 (unused by
-// the fused kernel).
+// Workspace, when max_seq_len > 2048: scores, rows x round_up(max_seq_len, 64) floats (unused by
+// the fused kernel), then the row groups' region, min(rows, kGroupMaxRows) x kGroupRowBytes.
 #include "kernels/indexer/indexer.hpp"
 
 #include <algorithm>
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <random>
 
 #include "common/error.hpp"
 #include "kernels/indexer/indexer_internal.hpp"
@@ -39,6 +42,7 @@ constexpr int kMaxTopkCluster = 8;          // portable cluster size
 constexpr int32_t kTopkSplitKeys = 16384;   // keys per top-k block above which idle SMs take a share
 constexpr int kQTileBytes = idx::q_tile_bytes(idx::kMmaWgmmaF16);  // the largest q tile of any path
 constexpr int kDefaultTopkVariant = idx::kTopkGather;
+constexpr int64_t kGroupMaxRows = 128;      // row groups have >= 2 blocks per row: rows <= SMs / 2
 // Fused kernel: ring depth (a multiple of its 3 consumer groups), most first while the shared
 // memory allows; taken by default when its blocks would read at most kFusedEvenSlack times the
 // pages of the persistent grid's blocks (+ kFusedEvenPages).
@@ -88,6 +92,7 @@ const DeviceCaps& device_caps() {
 struct Plan {
   IndexerScoresPath path = IndexerScoresPath::kAuto;  // resolved, when need_scores
   int fused_cluster = 0;     // > 0: the fused kernel, this many blocks per row (and the fields below)
+  bool fused_group = false;  // ... in row groups (no cluster, cooperative launch)
   int fused_stages = 0;
   int32_t fused_chunk_cap = 0;
   size_t fused_smem = 0;
@@ -181,14 +186,18 @@ IndexerScoresPath resolve_path(IndexerScoresPath path, const DeviceCaps& caps) {
 // (b=32 L=6400: 24.35 us against 24.93). `allow_waves` (forced fused): when no cluster size runs
 // at once, the fewest blocks per row that fit, in several waves. The deepest ring that fits.
 // fused_cluster = 0: no shape.
+// The deepest ring of the fused kernel with which a chunk of a row split over `blocks` fits the
+// shared memory; 0 when none does.
+int fused_stages_for(const Plan& plan, const DeviceCaps& caps, int blocks) {
+  const int32_t chunk = idx::topk_chunk(plan.len_cap, blocks);
+  if (chunk >= idx::kMaxTopkChunk) return 0;
+  for (int st = kFusedMaxStages; st >= kFusedMinStages; st -= idx::kFusedGroups)
+    if (idx::fused_smem_bytes(st, chunk) <= caps.smem_optin) return st;
+  return 0;
+}
+
 void plan_fused(Plan& plan, int64_t rows, const DeviceCaps& caps, int cluster, bool allow_waves) {
-  auto stages_for = [&](int c) {
-    const int32_t chunk = idx::topk_chunk(plan.len_cap, c);
-    if (chunk >= idx::kMaxTopkChunk) return 0;
-    for (int st = kFusedMaxStages; st >= kFusedMinStages; st -= idx::kFusedGroups)
-      if (idx::fused_smem_bytes(st, chunk) <= caps.smem_optin) return st;
-    return 0;
-  };
+  auto stages_for = [&](int c) { return fused_stages_for(plan, caps, c); };
   int c = cluster;
   if (c == 0) {
     const int most = static_cast<int>(std::clamp<int64_t>(caps.sms / std::max<int64_t>(rows, 1), 1, kMaxTopkCluster));
@@ -210,6 +219,28 @@ void plan_fused(Plan& plan, int64_t rows, const DeviceCaps& caps, int cluster, b
   plan.fused_smem = static_cast<size_t>(idx::fused_smem_bytes(stages, plan.fused_chunk_cap));
 }
 
+// The fused kernel in row groups: `blocks` per row when given, else kMaxGroupBlocks, reduced until
+// every block of the call runs at once (cooperative launch). fused_group stays false when fewer
+// than 2 blocks per row would.
+void plan_fused_group(Plan& plan, int64_t rows, const DeviceCaps& caps, int blocks) {
+  if (rows < 1 || rows > kGroupMaxRows) return;
+  int g = static_cast<int>(std::min<int64_t>(caps.sms / rows, idx::kMaxGroupBlocks));
+  if (blocks > 0) g = std::min(g, blocks);
+  for (; g >= 2; --g) {
+    const int stages = fused_stages_for(plan, caps, g);
+    if (stages == 0) return;  // fewer blocks per row: longer chunks, which fit no better
+    const int32_t chunk = idx::topk_chunk(plan.len_cap, g);
+    const size_t smem = static_cast<size_t>(idx::fused_smem_bytes(stages, chunk));
+    if (rows * g > idx::fused_max_resident_blocks(smem)) continue;
+    plan.fused_cluster = g;
+    plan.fused_group = true;
+    plan.fused_stages = stages;
+    plan.fused_chunk_cap = chunk;
+    plan.fused_smem = smem;
+    return;
+  }
+}
+
 // Whether the fused kernel (its rows' clusters running at once, plan_fused) is expected to beat
 // the two-kernel form: its blocks read not many more pages than the persistent scores grid's.
 bool fused_pays(const Plan& plan, const IndexerParams& p, const DeviceCaps& caps) {
@@ -228,7 +259,24 @@ Plan make_call_plan(const IndexerParams& p, const DeviceCaps& caps, const Indexe
   const bool eligible = plan.need_scores && options.fused != 0 && plan.path == IndexerScoresPath::kWgmmaF16 &&
                         options.scores_groups != idx::kScoreGroups && options.run_scores && options.run_topk &&
                         !options.stream_only && options.scores_debug == nullptr && p.rows <= kRowsPerScoresLaunch;
-  if (!eligible || (options.fused < 0 && options.topk_cluster > 0)) return plan;
+  if (!eligible) return plan;
+  // Row groups: forced, or (auto) where they give a row more blocks than a cluster can and pay
+  // while the cluster form does not (H200: b=8 L=128K 16 blocks per row, 59.9 us against 61.4 for
+  // the two-kernel form; b=32 L=6400 on 4, 27.2 us against 24.9 with clusters of 3: the exchange
+  // through global memory costs more than the fourth block saves there).
+  const bool auto_fused = options.fused < 0 && options.topk_cluster == 0;
+  if (options.fused_group > 0 || (options.fused_group < 0 && auto_fused)) {
+    Plan grp = plan;
+    plan_fused_group(grp, p.rows, caps, std::max(options.fused_group, 0));
+    if (grp.fused_group) {
+      if (options.fused_group > 0) return grp;
+      Plan cl = plan;
+      plan_fused(cl, p.rows, caps, 0, false);
+      const bool cluster_pays = cl.fused_cluster > 0 && fused_pays(cl, p, caps);
+      if (grp.fused_cluster > cl.fused_cluster && fused_pays(grp, p, caps) && !cluster_pays) return grp;
+    }
+  }
+  if (options.fused < 0 && options.topk_cluster > 0) return plan;
   Plan fused = plan;
   plan_fused(fused, p.rows, caps, options.fused > 0 ? options.topk_cluster : 0, options.fused > 0);
   if (fused.fused_cluster == 0) return plan;
@@ -241,8 +289,8 @@ Plan make_call_plan(const IndexerParams& p, const DeviceCaps& caps, const Indexe
 namespace idx {
 
 void ensure_smem_limit(const void* kernel, int slot, size_t bytes) {
-  static std::atomic<size_t> set_bytes[8][kMaxDevices] = {};
-  DSA_REQUIRE(slot >= 0 && slot < 8, "indexer: bad kernel slot ", slot);
+  static std::atomic<size_t> set_bytes[16][kMaxDevices] = {};
+  DSA_REQUIRE(slot >= 0 && slot < 16, "indexer: bad kernel slot ", slot);
   const int dev = current_device();
   if (bytes <= set_bytes[slot][dev].load(std::memory_order_relaxed)) return;
   DSA_CHECK_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
@@ -253,9 +301,34 @@ void ensure_smem_limit(const void* kernel, int slot, size_t bytes) {
 
 }  // namespace idx
 
-size_t indexer_workspace_bytes(int64_t rows, int32_t max_seq_len) {
+namespace {
+// The scores' part of the workspace (a multiple of 256 bytes); the row groups' region follows.
+size_t scores_workspace_bytes(int64_t rows, int32_t max_seq_len) {
   if (rows <= 0 || max_seq_len <= kTopK) return 0;
   return static_cast<size_t>(rows) * static_cast<size_t>(ceil_div64(max_seq_len, 64) * 64) * sizeof(float);
+}
+
+// A number new to every call (row groups' flags and tags): a random start, then a fixed odd step;
+// neither it nor its low half (the tag) is 0 or all ones (what a zeroed or 0xFF-poisoned
+// workspace holds).
+unsigned long long next_group_nonce() {
+  static const unsigned long long start = [] {
+    std::random_device rd;
+    return (static_cast<unsigned long long>(rd()) << 32) ^ rd();
+  }();
+  static std::atomic<unsigned long long> calls{0};
+  for (;;) {
+    const unsigned long long v = start + 0x9E3779B97F4A7C15ull * (calls.fetch_add(1) + 1);
+    const uint32_t tag = static_cast<uint32_t>(v);
+    if (v != 0 && v != ~0ull && tag != 0 && tag != ~0u) return v;
+  }
+}
+}  // namespace
+
+size_t indexer_workspace_bytes(int64_t rows, int32_t max_seq_len) {
+  if (rows <= 0 || max_seq_len <= kTopK) return 0;
+  return scores_workspace_bytes(rows, max_seq_len) +
+         static_cast<size_t>(std::min(rows, kGroupMaxRows)) * static_cast<size_t>(idx::kGroupRowBytes);
 }
 
 IndexerScoresPath indexer_default_path() { return resolve_path(IndexerScoresPath::kAuto, device_caps()); }
@@ -276,6 +349,7 @@ IndexerLaunchShape indexer_launch_shape(const IndexerParams& p, const IndexerRun
   const Plan plan = make_call_plan(p, caps, options);
   IndexerLaunchShape s;
   s.fused_cluster = plan.fused_cluster;
+  s.fused_group = plan.fused_group;
   s.fused_stages = plan.fused_stages;
   s.scores_grid = plan.need_scores ? plan.scores_grid : 0;
   s.scores_stages = plan.stages;
@@ -293,7 +367,18 @@ void indexer_run(const IndexerParams& p, void* workspace, size_t workspace_bytes
   DSA_REQUIRE(p.topk_indices != nullptr && p.seq_lens != nullptr, "indexer: null topk_indices or seq_lens");
   DSA_REQUIRE(p.max_num_pages == 0 || p.block_table != nullptr, "indexer: null block_table");
   const DeviceCaps& caps = device_caps();
-  const Plan plan = make_call_plan(p, caps, options);
+  Plan plan = make_call_plan(p, caps, options);
+  if (plan.fused_group) {
+    // A captured call would replay with the same nonce, which a replay's stale flags match: no
+    // row groups in a CUDA graph.
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    DSA_CHECK_CUDA(cudaStreamIsCapturing(stream, &capture));
+    if (capture != cudaStreamCaptureStatusNone) {
+      IndexerRunOptions o = options;
+      o.fused_group = 0;
+      plan = make_call_plan(p, caps, o);
+    }
+  }
   const IndexerScoresPath path = plan.path;
 
   float* scores = static_cast<float*>(workspace);
@@ -324,7 +409,16 @@ void indexer_run(const IndexerParams& p, void* workspace, size_t workspace_bytes
     a.out = p.topk_indices;
     a.debug = options.topk_debug;
     a.timeline = options.timeline;
-    idx::launch_fused(a, p.rows, plan.fused_cluster, plan.fused_smem, stream);
+    if (plan.fused_group) {
+      DSA_REQUIRE(p.rows <= kGroupMaxRows, "indexer: row groups for ", p.rows, " rows");
+      a.group_blocks = plan.fused_cluster;
+      a.group_ws = reinterpret_cast<uint32_t*>(static_cast<uint8_t*>(workspace) +
+                                               scores_workspace_bytes(p.rows, p.max_seq_len));
+      a.group_nonce = next_group_nonce();
+      idx::launch_fused_group(a, p.rows, plan.fused_smem, stream);
+    } else {
+      idx::launch_fused(a, p.rows, plan.fused_cluster, plan.fused_smem, stream);
+    }
     return;
   }
 

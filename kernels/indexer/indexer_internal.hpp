@@ -39,6 +39,10 @@ struct IndexerRunOptions {
                              // -1 = where the launcher expects it to be faster (the rows fit the GPU at
                              // once and are about even), 0 = never, 1 = whenever the shape allows it
                              // (also in several waves; with topk_cluster > 0, that cluster size)
+  int fused_group = -1;      // the fused kernel in row groups (blocks of a row exchanging through the
+                             // workspace, no cluster; sm_90, wgmma-f16): -1 = where the launcher expects
+                             // it to pay (more blocks per row than a cluster gives), 0 = never, N >= 2 =
+                             // N blocks per row, or fewer so that every block runs at once
   bool pdl = true;           // launch top-k as the programmatic dependent of the scores kernel
   bool stream_only = false;  // diagnostic: the scores kernel streams the pages and computes nothing
   long long* topk_debug = nullptr;    // diagnostic: device buffer of 4 x 12 clock64 stamps (top-k phases)
@@ -59,6 +63,7 @@ const char* indexer_path_name(IndexerScoresPath path);
 // top-k keys live in shared memory.
 struct IndexerLaunchShape {
   int fused_cluster = 0;  // > 0: one fused scores + top-k kernel, this many blocks per row (fields below unused)
+  bool fused_group = false;  // the fused kernel's blocks of a row form a row group (no cluster)
   int fused_stages = 0;
   int scores_grid = 0;
   int scores_stages = 0;

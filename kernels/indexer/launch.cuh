@@ -32,6 +32,11 @@ void launch_topk(const TopkArgs& args, int64_t rows, int cluster, bool smem_keys
 void launch_fused(const FusedArgs& args, int64_t rows, int cluster, size_t smem_bytes, cudaStream_t stream);
 // How many clusters of the fused kernel the device runs at once with this shared memory.
 int fused_max_active_clusters(int cluster, size_t smem_bytes);
+// The fused kernel in row groups of args.group_blocks blocks per row, no clusters, as a
+// cooperative launch (grid = rows * group_blocks, every block resident at once).
+void launch_fused_group(const FusedArgs& args, int64_t rows, size_t smem_bytes, cudaStream_t stream);
+// How many blocks of the fused kernel the device runs at once with this shared memory.
+int fused_max_resident_blocks(size_t smem_bytes);
 
 // The launch of one cluster of `cluster` blocks (1..8, along x) per row, `rows` rows, `threads`
 // per block (the top-k and the fused kernel). attrs[0] is set to the cluster dimension and is the

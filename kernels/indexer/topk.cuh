@@ -35,6 +35,8 @@
 //      the block copies out coalesced.
 // When b* holds more keys than the candidate list, steps 3 and 4 filter the whole chunk instead.
 // With one block per row (C = 1) the cluster barriers are block barriers and nothing is merged.
+// In the fused kernel a row's blocks may instead form a row group (up to 16 blocks, no cluster):
+// the same steps, with the merges and exchanges through global memory (row_group.cuh).
 #pragma once
 
 #include <cstdint>
@@ -42,6 +44,7 @@
 
 #include "kernels/cluster.cuh"
 #include "kernels/indexer/common.cuh"
+#include "kernels/indexer/row_group.cuh"
 
 namespace dsa::cuda::idx {
 
@@ -356,10 +359,10 @@ __device__ __forceinline__ void topk_start_row_top(const TopkSmem& s, uint32_t c
 
 // Zeroes what the selection accumulates into, except `hist` (its owner fills it) and the row's
 // first-digit histogram (topk_start_row_top): this block's low-digit histograms and counters,
-// its tie bitmap (`words` words) and state; in a cluster, initialises the mbarrier on which the
-// lower blocks' counts arrive (8 bytes from each: its expected bytes are set here). Block-wide (NT
-// threads), no barrier; the cluster barrier after the histogram merge publishes all of it (no
-// other block touches these before it).
+// its tie bitmap (`words` words) and state; in a cluster (csize > 1: the cluster's size, 1 for a
+// row group), initialises the mbarrier on which the lower blocks' counts arrive (8 bytes from
+// each: its expected bytes are set here). Block-wide (NT threads), no barrier; the cluster
+// barrier after the histogram merge publishes all of it (no other block touches these before it).
 template <int NT>
 __device__ __forceinline__ void topk_clear(const TopkSmem& s, uint32_t rank, uint32_t csize, int words) {
   const int tid = threadIdx.x;
@@ -379,20 +382,26 @@ struct TopkChunk {
   int32_t n = 0;               // keys of this block's chunk
   const float* src = nullptr;  // the chunk's scores in global memory (keys not in shared memory)
   int32_t* out_row = nullptr;  // the row's 2048 output slots
-  uint32_t csize = 1, rank = 0;
+  uint32_t csize = 1, rank = 0;  // blocks of the row (a cluster's, or a row group's), this block's rank
   int32_t variant = kTopkGather;
+  const RowGroup* group = nullptr;  // a row group (global memory) instead of a cluster when csize > 1
 };
 
 // Steps 1 (from the cluster merge of the histograms) to 5 of the selection, by the NT threads of
 // every block of the row's cluster. On entry: hist holds the block's first-digit histogram of
 // its chunk, keys the chunk (kSmemKeys), pages the chunk's page ids, topk_clear has run and, in
-// a cluster, topk_start_row_top (whose barrier this waits for; a block barrier when alone). stamp(k)
-// records phase k (3..8).
-template <int NT, bool kSmemKeys, typename Stamp>
+// a cluster, topk_start_row_top (whose barrier this waits for; a block barrier when alone); in a
+// row group, the row's group arrays zeroed and that seen by the block (group_zero_warp, then a
+// block barrier). stamp(k) records phase k (3..8).
+// kGrouped: the row's blocks are a row group (r.group), not a cluster (a separate instantiation,
+// so that the cluster form's code is what it was without row groups).
+template <int NT, bool kSmemKeys, bool kGrouped = false, typename Stamp>
 __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& r, Stamp&& stamp) {
   const int tid = threadIdx.x, lane = tid & 31;
   const uint32_t csize = r.csize, rank = r.rank;
-  const bool clustered = csize > 1;
+  const RowGroup* group = r.group;
+  constexpr bool grouped = kGrouped;
+  const bool clustered = csize > 1 && !grouped;
   const int32_t n = r.n;
   const int32_t words = (n + 31) >> 5;  // bitmap words of the chunk
   const float* src = r.src;
@@ -410,7 +419,7 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
   (void)src;
   // The row's first-digit histogram: every block of a cluster sums its own copy (this block's
   // histogram when alone). The leader's low-digit histograms (for the distributed resolution).
-  uint32_t* row_top = clustered ? s.row_top : hist;
+  uint32_t* row_top = (clustered || grouped) ? s.row_top : hist;
   uint32_t* leader_low = clustered ? map_to_rank(s.low_hist, 0) : hist;
 
   if (clustered) {
@@ -435,6 +444,19 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
       }
     }
     cluster_sync();  // the row's histogram in every block's copy; topk_clear's arrays visible to the cluster
+  } else if (grouped) {
+    // The row's histogram in global memory (zeroed at the start), copied back into row_top.
+    __syncthreads();
+    for (int b = tid; b < kTopBins; b += NT) {
+      const uint32_t v = hist[b];
+      if (v != 0) atomicAdd(group->top + b, v);
+    }
+    __syncthreads();
+    if (tid == 0) group_announce(*group, kGroupTop);
+    if (tid < 32) group_wait(*group, kGroupTop, csize);
+    __syncthreads();
+    group_copy_in<NT>(s.row_top, group->top, kTopBins);
+    __syncthreads();
   } else {
     __syncthreads();
   }
@@ -454,6 +476,13 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
   // never read.
   const uint32_t local_cands = whole_top ? 0u : hist[bstar];
   const bool compact = local_cands <= static_cast<uint32_t>(kCandCap);
+  // A row group's candidates go to the row's list at an offset from its counter: reserved now by
+  // the last thread (which has no classify work unless the chunk has about NT words), so that the
+  // round trip overlaps classify.
+  if constexpr (grouped) {
+    const bool gather = !whole_top && r.variant == kTopkGather && row_cands <= static_cast<uint32_t>(kCandCap);
+    if (gather && tid == NT - 1) state[6] = local_cands ? atomicAdd(group->ctl, local_cands) : 0u;
+  }
   // Calls f(i, valid, key) for every position i of the chunk, all lanes of every warp
   // together (for ballots); invalid past the chunk's end. (Step 4 when b* is not compacted.)
   auto for_each_word = [&](auto&& f) {
@@ -623,7 +652,15 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
     // gathered and resolved them and sent the threshold back: one more cluster barrier, which
     // every block waited on. Each block's candidates go to every block, at an offset taken from
     // that block's counter.
-    if (csize == 2) {
+    if (grouped) {
+      // Each key tagged with the call (group_put): the readers poll each slot of the row's list
+      // until it is current, with no fence and no flag.
+      const uint32_t off = state[6];
+      for (uint32_t j = tid; j < local_cands; j += NT) group_put(group->gather + off + j, *group, cand_key[j]);
+      for (uint32_t j = tid; j < row_cands; j += NT) s.gather_key[j] = group_get(group->gather + j, *group);
+      __syncthreads();
+      th = resolve_gathered<NT>(s.gather_key, static_cast<int>(row_cands), bstar, rem, s.low_hist, state);
+    } else if (csize == 2) {
       // Two blocks: block 0's candidates first, then block 1's, in both lists. Block 1's offset
       // is the row's count less its own: no counter to reserve from, no block barrier.
       const uint32_t off = rank == 0 ? 0u : row_cands - local_cands;
@@ -672,7 +709,19 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
       }
       __syncthreads();
       uint32_t* summed = hist;
-      if (clustered) {
+      if (grouped) {
+        uint32_t* glow = group->low + pass * kLowBins;
+        for (int b = tid; b < kLowBins; b += NT) {
+          const uint32_t v = hist[b];
+          if (v != 0) atomicAdd(glow + b, v);
+        }
+        __syncthreads();
+        if (tid == 0) group_announce(*group, kGroupLow0 + pass);
+        if (tid < 32) group_wait(*group, kGroupLow0 + pass, csize);
+        __syncthreads();
+        group_copy_in<NT>(hist, glow, kLowBins);
+        __syncthreads();
+      } else if (clustered) {
         summed = leader_low + pass * kLowBins;
         for (int b = tid; b < kLowBins; b += NT) {
           const uint32_t v = hist[b];
@@ -741,7 +790,29 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
   const int64_t blk_gt = tot >> 20, blk_eq = tot & 0xFFFFFu;
   auto clamp0 = [](int64_t v, int64_t hi) { return v < 0 ? int64_t{0} : (v > hi ? hi : v); };  // [0, hi]
   int64_t sel_before = 0, ties_before = 0;  // in the lower blocks of the cluster
-  if (clustered) {
+  if (grouped) {
+    // The counts through global memory, tagged (group_put; the same packing as the scan's):
+    // each block stores its own, the higher blocks poll for them, lane r for block r.
+    if (tid == 0) group_put(group->counts + rank, *group, static_cast<uint32_t>((blk_gt << 20) | blk_eq));
+    if (rank > 0 && tid < 32) {
+      const uint32_t mine = static_cast<uint32_t>(tid) < rank ? group_get(group->counts + tid, *group) : 0u;
+      for (uint32_t r = 0; r < rank; ++r) {
+        const uint32_t x = __shfl_sync(0xffffffffu, mine, static_cast<int>(r));
+        const int64_t e = x & 0xFFFFFu;
+        sel_before += static_cast<int64_t>(x >> 20) + clamp0(th.rem - ties_before, e);
+        ties_before += e;
+      }
+      if (tid == 0) {
+        state[2] = static_cast<uint32_t>(sel_before);
+        state[3] = static_cast<uint32_t>(ties_before);
+      }
+    }
+    __syncthreads();
+    if (rank > 0) {
+      sel_before = state[2];
+      ties_before = state[3];
+    }
+  } else if (clustered) {
     // Only the higher blocks need this block's counts: one 8-byte asynchronous store to each,
     // counted on its mbarrier (set in topk_clear to expect 8 bytes per lower block), instead of
     // a cluster barrier. The leader waits for nobody. No block reads another's shared memory

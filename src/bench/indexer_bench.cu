@@ -89,7 +89,8 @@ struct Workload {
 std::string shape_note(const IndexerParams& p, cuda::IndexerScoresPath path, const cuda::IndexerRunOptions& opt) {
   const cuda::IndexerLaunchShape s = cuda::indexer_launch_shape(p, opt);
   if (s.fused_cluster > 0)
-    return concat("fused scores + top-k, ", s.fused_cluster, " block(s) per row x ", s.fused_stages, " stages");
+    return concat("fused scores + top-k, ", s.fused_cluster, " block(s) per row", s.fused_group ? " (row groups)" : "",
+                  " x ", s.fused_stages, " stages");
   if (s.scores_grid == 0) return concat("top-k only (all rows <= ", kTopK, "), cluster ", s.topk_cluster);
   return concat(cuda::indexer_path_name(path), ", scores grid ", s.scores_grid, " x ", s.scores_stages,
                 " stages, top-k cluster ", s.topk_cluster, s.topk_smem_keys ? "" : " (keys in global)");
@@ -190,6 +191,12 @@ std::vector<BenchRow> bench_indexer(const BenchConfig& config) {
           variants.push_back({concat(" fused cluster=", c), cuda::IndexerRunOptions{}, false});
           variants.back().opt.fused = 1;
           variants.back().opt.topk_cluster = c;
+        }
+        variants.push_back({" no row groups", cuda::IndexerRunOptions{}, false});
+        variants.back().opt.fused_group = 0;
+        for (const int g : {4, 8, 16}) {
+          variants.push_back({concat(" row groups<=", g), cuda::IndexerRunOptions{}, true});
+          variants.back().opt.fused_group = g;
         }
         int dev = 0, major = 0;
         DSA_CHECK_CUDA(cudaGetDevice(&dev));
@@ -324,17 +331,24 @@ std::vector<BenchRow> bench_indexer(const BenchConfig& config) {
         static const char* scores_names[] = {"prologue", "first-copy", "first-page-ready", "first-page-done", "rest"};
         print_phases("top-k", h, 12, 8, topk_names);
         print_phases("scores", hs, 8, 5, scores_names);
-        // The fused kernel's phases, where the shape allows it.
-        cuda::IndexerRunOptions fo;
+        // The fused kernel's phases, where the shape allows it: with clusters, and in row groups
+        // where the launcher takes them.
+        cuda::IndexerRunOptions fo, go;
         fo.fused = 1;
-        if (cuda::indexer_launch_shape(p, fo).fused_cluster > 0) {
+        fo.fused_group = 0;
+        go.fused = 1;
+        go.fused_group = 16;
+        const bool grouped = cuda::indexer_launch_shape(p, go).fused_group;
+        for (const bool g : {false, true}) {
+          cuda::IndexerRunOptions o = g ? go : fo;
+          if ((g && !grouped) || cuda::indexer_launch_shape(p, o).fused_cluster == 0) continue;
           DSA_CHECK_CUDA(cudaMemsetAsync(stamps.ptr, 0, 4 * 12 * sizeof(long long), stream));
-          fo.topk_debug = stamps.ptr;
-          cuda::indexer_run(p, w.workspace.ptr, w.workspace_bytes, stream, fo);
+          o.topk_debug = stamps.ptr;
+          cuda::indexer_run(p, w.workspace.ptr, w.workspace_bytes, stream, o);
           DSA_CHECK_CUDA(cudaMemcpyAsync(h.data(), stamps.ptr, h.size() * sizeof(long long), cudaMemcpyDeviceToHost, stream));
           DSA_CHECK_CUDA(cudaStreamSynchronize(stream));
           static const char* fused_names[] = {"first-page", "scores", "merge", "threshold", "classify", "resolve", "count+exchange", "emit"};
-          print_phases("fused", h, 12, 8, fused_names);
+          print_phases(g ? "fused row-group" : "fused", h, 12, 8, fused_names);
         }
         // Every block's entry, end of its own work and exit on the GPU-wide clock: whether the
         // call's time is the blocks' work or a spread of their starts and ends.
@@ -407,6 +421,7 @@ std::vector<BenchRow> bench_indexer(const BenchConfig& config) {
         two.fused = 0;
         print_timeline("scores kernel", two);
         if (cuda::indexer_launch_shape(p, fo).fused_cluster > 0) print_timeline("fused kernel", fo);
+        if (grouped) print_timeline("fused kernel, row groups", go);
       }
     }
   }

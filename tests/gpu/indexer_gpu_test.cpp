@@ -219,8 +219,9 @@ struct Uploaded {
     dp.topk_indices = topk.ptr;
     dp.max_seq_len = max_seq_len;
   }
-  // fused: IndexerRunOptions::fused, except that a run whose scores are wanted takes the two-kernel
-  // form (the fused kernel keeps its scores in shared memory).
+  // fused: IndexerRunOptions::fused (2: the fused kernel in row groups of up to 16 blocks where
+  // the rows allow it, else with clusters), except that a run whose scores are wanted takes the
+  // two-kernel form (the fused kernel keeps its scores in shared memory).
   GpuRun run(IndexerScoresPath path, int topk_variant, bool want_scores, cudaStream_t stream, int scores_groups = 0,
              int fused = -1) {
     // Poison: ids 0x7F7F7F7F (not reachable), scores 0xFFFFFFFF (NaN).
@@ -230,7 +231,8 @@ struct Uploaded {
     opt.path = path;
     opt.topk_variant = topk_variant;
     opt.scores_groups = scores_groups;
-    opt.fused = want_scores ? 0 : fused;
+    opt.fused = want_scores ? 0 : (fused == 2 ? 1 : fused);
+    if (fused == 2) opt.fused_group = 16;
     dsa::cuda::indexer_run(dp, workspace.ptr, workspace.count, stream, opt);
     DSA_CHECK_CUDA(cudaStreamSynchronize(stream));
     DSA_CHECK_CUDA(cudaGetLastError());
@@ -304,8 +306,8 @@ void check_case(IndexerCase& c, const CheckOptions& opt = CheckOptions{}) {
   Uploaded up(c, max_seq_len);
   // Every scores path with the default top-k, and the other top-k variant on the default path.
   // On sm_90 also wgmma-f16 with two software-pipelined consumer groups (groups[k] = 2) and the
-  // fused scores + top-k kernel with both top-k variants (fused[k] = 1; its scores are not
-  // compared: they never leave shared memory).
+  // fused scores + top-k kernel with both top-k variants, with clusters (fused[k] = 1) and in row
+  // groups (fused[k] = 2; its scores are not compared: they never leave shared memory).
   std::vector<IndexerScoresPath> paths;
   std::vector<int> variants, groups, fused;
   auto add_run = [&](IndexerScoresPath path, int variant, int group_count, int fuse) {
@@ -320,16 +322,19 @@ void check_case(IndexerCase& c, const CheckOptions& opt = CheckOptions{}) {
       add_run(path, -1, 2, -1);
       add_run(path, -1, 0, 1);
       add_run(path, 1, 0, 1);
+      add_run(path, -1, 0, 2);
+      add_run(path, 1, 0, 2);
     }
   }
   add_run(IndexerScoresPath::kAuto, 1, 0, -1);
   std::vector<GpuRun> runs;
   for (size_t k = 0; k < paths.size(); ++k)
-    runs.push_back(up.run(paths[k], variants[k], opt.compare_scores && fused[k] != 1, stream, groups[k], fused[k]));
+    runs.push_back(up.run(paths[k], variants[k], opt.compare_scores && fused[k] < 1, stream, groups[k], fused[k]));
   DSA_CHECK_CUDA(cudaStreamDestroy(stream));
   auto run_name = [&](size_t k) {
     return std::string(dsa::cuda::indexer_path_name(paths[k])) + (groups[k] == 2 ? "(2 groups)" : "") +
-           (fused[k] == 1 ? "(fused)" : "") + (variants[k] == 1 ? "+distributed-topk" : "");
+           (fused[k] == 1 ? "(fused)" : "") + (fused[k] == 2 ? "(fused, row groups)" : "") +
+           (variants[k] == 1 ? "+distributed-topk" : "");
   };
   // The fp8-accumulating path's SPEC misses are counted, not failed (see the file comment).
   auto lenient = [&](size_t k) {
@@ -362,7 +367,7 @@ void check_case(IndexerCase& c, const CheckOptions& opt = CheckOptions{}) {
       } else if (!m.empty()) {
         msgs.push_back(run_name(k) + ": " + m);
       }
-      if (opt.compare_scores && n > kTopK && variants[k] == -1 && fused[k] != 1) {
+      if (opt.compare_scores && n > kTopK && variants[k] == -1 && fused[k] < 1) {
         const float* s = runs[k].scores.data() + row * stride;
         for (int32_t i = 0; i < n; ++i) {
           const double d = std::fabs(static_cast<double>(s[i]) - ref[static_cast<size_t>(i)]);
@@ -389,7 +394,7 @@ void check_case(IndexerCase& c, const CheckOptions& opt = CheckOptions{}) {
   });
   if (opt.compare_scores)
     for (size_t k = 0; k < paths.size(); ++k)
-      if (variants[k] == -1 && fused[k] != 1)
+      if (variants[k] == -1 && fused[k] < 1)
         std::printf("    scores (%s): worst |gpu - ref| / max(1, |ref|) = %.3g\n", run_name(k).c_str(), worst_rel[k]);
   std::string all;
   for (auto& f : failures) all += "\n  " + f;
@@ -853,6 +858,11 @@ TEST(GpuIndexer, RowOutputIsTheSameInEveryCall) {
     c.name += " fused";
     c.opt.fused = 1;
     calls.push_back(c);
+    // And in row groups of up to 16 blocks (fewer where the rows do not all fit at once with 16;
+    // clusters where 2 do not fit).
+    c.name += " row-groups";
+    c.opt.fused_group = 16;
+    calls.push_back(c);
   }
 
   cudaStream_t stream;
@@ -936,7 +946,46 @@ TEST(GpuIndexer, TopkClusterSizesAndVariantsAgree) {
         EXPECT_TRUE(res.topk == base.topk) << (fuse ? "fused, " : "") << "variant " << variant << " cluster " << cl
                                            << " differs";
       }
+  // The fused kernel in row groups (blocks of a row exchanging through the workspace).
+  for (const int variant : {0, 1})
+    for (const int g : {2, 3, 5, 8, 16}) {
+      IndexerRunOptions opt;
+      opt.fused = 1;
+      opt.fused_group = g;
+      opt.topk_variant = variant;
+      const CallResult res = run_rows(dcache, num_pages, call, opt, false, stream);
+      EXPECT_TRUE(res.topk == base.topk) << "row groups of " << g << ", variant " << variant << " differ";
+    }
   DSA_CHECK_CUDA(cudaStreamDestroy(stream));
+}
+
+TEST(GpuIndexer, FewLongRowsTakeRowGroups) {
+  REQUIRE_GPU();
+  // b=8 L=128K: clusters give a row at most 8 blocks (64 SMs busy), row groups 16 where the SMs
+  // allow it. The launcher's choice on sm_90 (the fused kernel's only target).
+  int dev = 0, major = 0, minor = 0, sms = 0;
+  DSA_CHECK_CUDA(cudaGetDevice(&dev));
+  DSA_CHECK_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+  DSA_CHECK_CUDA(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
+  DSA_CHECK_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  if (major != 9 || minor != 0 || sms < 128) GTEST_SKIP() << "needs an sm_90 device with >= 128 SMs";
+  IndexerParams p;
+  p.rows = 8;
+  p.max_seq_len = 131072;
+  p.max_num_pages = 2048;
+  p.scored_pages = 8 * 2048;
+  const dsa::cuda::IndexerLaunchShape shape = dsa::cuda::indexer_launch_shape(p);
+  EXPECT_TRUE(shape.fused_group);
+  EXPECT_EQ(shape.fused_cluster, 16);
+  IndexerRunOptions off;
+  off.fused_group = 0;
+  EXPECT_FALSE(dsa::cuda::indexer_launch_shape(p, off).fused_group);
+  // 64 rows of 32K: 2 blocks per row either way; the cluster form stays.
+  p.rows = 64;
+  p.max_seq_len = 32768;
+  p.max_num_pages = 512;
+  p.scored_pages = 64 * 512;
+  EXPECT_FALSE(dsa::cuda::indexer_launch_shape(p).fused_group);
 }
 
 TEST(GpuIndexer, RejectsASmallWorkspace) {
@@ -946,7 +995,10 @@ TEST(GpuIndexer, RejectsASmallWorkspace) {
   EXPECT_THROW(dsa::cuda::indexer(up.dp, up.workspace.ptr, up.workspace.count - 4, nullptr), dsa::Error);
   EXPECT_EQ(dsa::cuda::indexer_workspace_bytes(0, 100000), 0u);
   EXPECT_EQ(dsa::cuda::indexer_workspace_bytes(10, 2048), 0u);
-  EXPECT_EQ(dsa::cuda::indexer_workspace_bytes(2, 2049), 2u * 2112u * 4u);
+  // Scores (rows x max_seq_len rounded up to 64, floats), then a fixed region per row.
+  EXPECT_GE(dsa::cuda::indexer_workspace_bytes(2, 2049), 2u * 2112u * 4u);
+  EXPECT_EQ(dsa::cuda::indexer_workspace_bytes(2, 4096) - dsa::cuda::indexer_workspace_bytes(2, 2049),
+            2u * (4096u - 2112u) * 4u);
 }
 
 TEST(GpuIndexer, ZeroRowsIsANoOp) {
