@@ -122,13 +122,27 @@ __device__ __forceinline__ uint32_t group_get(const unsigned long long* p, const
   }
 }
 
-// Copies `words` (a multiple of 4) 32-bit words written by other blocks from global to shared
-// memory through L2. Block-wide, no barrier.
+// Adds this block's histogram `local` (`bins` words, a multiple of 4, in shared memory; complete
+// and visible to the block) into the row's `sum` in global memory (zeroed behind kGroupZeroed),
+// announces `phase`, waits until every block of the row has, and copies the row's sum into `dst`
+// (shared memory, 16-byte aligned; may be `local`) through L2. Block-wide (NT threads; three
+// block barriers, then dst is visible to the block).
 template <int NT>
-__device__ __forceinline__ void group_copy_in(uint32_t* dst, const uint32_t* src, int words) {
-  const uint4* s4 = reinterpret_cast<const uint4*>(src);
+__device__ __forceinline__ void group_sum(const RowGroup& g, const uint32_t* local, uint32_t* sum, int bins, int phase,
+                                          uint32_t* dst) {
+  const int tid = threadIdx.x;
+  for (int b = tid; b < bins; b += NT) {
+    const uint32_t v = local[b];
+    if (v != 0) atomicAdd(sum + b, v);
+  }
+  __syncthreads();
+  if (tid == 0) group_announce(g, phase);
+  if (tid < 32) group_wait(g, phase, g.blocks);
+  __syncthreads();
+  const uint4* s4 = reinterpret_cast<const uint4*>(sum);
   uint4* d4 = reinterpret_cast<uint4*>(dst);
-  for (int i = threadIdx.x; i < words / 4; i += NT) d4[i] = __ldcg(s4 + i);
+  for (int i = tid; i < bins / 4; i += NT) d4[i] = __ldcg(s4 + i);
+  __syncthreads();
 }
 
 }  // namespace dsa::cuda::idx

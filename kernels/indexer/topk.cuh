@@ -447,16 +447,7 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
   } else if (grouped) {
     // The row's histogram in global memory (zeroed at the start), copied back into row_top.
     __syncthreads();
-    for (int b = tid; b < kTopBins; b += NT) {
-      const uint32_t v = hist[b];
-      if (v != 0) atomicAdd(group->top + b, v);
-    }
-    __syncthreads();
-    if (tid == 0) group_announce(*group, kGroupTop);
-    if (tid < 32) group_wait(*group, kGroupTop, csize);
-    __syncthreads();
-    group_copy_in<NT>(s.row_top, group->top, kTopBins);
-    __syncthreads();
+    group_sum<NT>(*group, hist, group->top, kTopBins, kGroupTop, s.row_top);
   } else {
     __syncthreads();
   }
@@ -710,17 +701,7 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
       __syncthreads();
       uint32_t* summed = hist;
       if (grouped) {
-        uint32_t* glow = group->low + pass * kLowBins;
-        for (int b = tid; b < kLowBins; b += NT) {
-          const uint32_t v = hist[b];
-          if (v != 0) atomicAdd(glow + b, v);
-        }
-        __syncthreads();
-        if (tid == 0) group_announce(*group, kGroupLow0 + pass);
-        if (tid < 32) group_wait(*group, kGroupLow0 + pass, csize);
-        __syncthreads();
-        group_copy_in<NT>(hist, glow, kLowBins);
-        __syncthreads();
+        group_sum<NT>(*group, hist, group->low + pass * kLowBins, kLowBins, kGroupLow0 + pass, hist);
       } else if (clustered) {
         summed = leader_low + pass * kLowBins;
         for (int b = tid; b < kLowBins; b += NT) {
