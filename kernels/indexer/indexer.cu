@@ -178,14 +178,6 @@ IndexerScoresPath resolve_path(IndexerScoresPath path, const DeviceCaps& caps) {
   return path;
 }
 
-// The fused kernel's shape for rows of up to len_cap tokens, `cluster` blocks per row when given.
-// Otherwise the most blocks per row (1..8; more blocks stream more of the row at once) with which
-// every row's cluster runs at once and a chunk's keys fit the shared memory with a ring of at least
-// kFusedMinStages pages. Not only powers of two: 32 clusters of 4 do not all run at once on an
-// H200 (31 do; the occupancy query decides), and 3 blocks per row beat the two-kernel form there
-// (b=32 L=6400: 24.35 us against 24.93). `allow_waves` (forced fused): when no cluster size runs
-// at once, the fewest blocks per row that fit, in several waves. The deepest ring that fits.
-// fused_cluster = 0: no shape.
 // The deepest ring of the fused kernel with which a chunk of a row split over `blocks` fits the
 // shared memory; 0 when none does.
 int fused_stages_for(const Plan& plan, const DeviceCaps& caps, int blocks) {
@@ -196,6 +188,14 @@ int fused_stages_for(const Plan& plan, const DeviceCaps& caps, int blocks) {
   return 0;
 }
 
+// The fused kernel's shape for rows of up to len_cap tokens, `cluster` blocks per row when given.
+// Otherwise the most blocks per row (1..8; more blocks stream more of the row at once) with which
+// every row's cluster runs at once and a chunk's keys fit the shared memory with a ring of at least
+// kFusedMinStages pages. Not only powers of two: 32 clusters of 4 do not all run at once on an
+// H200 (31 do; the occupancy query decides), and 3 blocks per row beat the two-kernel form there
+// (b=32 L=6400: 24.35 us against 24.93). `allow_waves` (forced fused): when no cluster size runs
+// at once, the fewest blocks per row that fit, in several waves. The deepest ring that fits.
+// fused_cluster = 0: no shape.
 void plan_fused(Plan& plan, int64_t rows, const DeviceCaps& caps, int cluster, bool allow_waves) {
   auto stages_for = [&](int c) { return fused_stages_for(plan, caps, c); };
   int c = cluster;
@@ -260,26 +260,26 @@ Plan make_call_plan(const IndexerParams& p, const DeviceCaps& caps, const Indexe
                         options.scores_groups != idx::kScoreGroups && options.run_scores && options.run_topk &&
                         !options.stream_only && options.scores_debug == nullptr && p.rows <= kRowsPerScoresLaunch;
   if (!eligible) return plan;
+  // The cluster form (the default call: plan_fused's own cluster size; none when a top-k cluster
+  // size is given without forcing the fused kernel).
+  const bool auto_fused = options.fused < 0 && options.topk_cluster == 0;
+  const bool cluster_form = options.fused > 0 || options.topk_cluster <= 0;
+  Plan fused = plan;
+  if (cluster_form) plan_fused(fused, p.rows, caps, options.fused > 0 ? options.topk_cluster : 0, options.fused > 0);
   // Row groups: forced, or (auto) where they give a row more blocks than a cluster can and pay
   // while the cluster form does not (H200: b=8 L=128K 16 blocks per row, 59.9 us against 61.4 for
   // the two-kernel form; b=32 L=6400 on 4, 27.2 us against 24.9 with clusters of 3: the exchange
   // through global memory costs more than the fourth block saves there).
-  const bool auto_fused = options.fused < 0 && options.topk_cluster == 0;
   if (options.fused_group > 0 || (options.fused_group < 0 && auto_fused)) {
     Plan grp = plan;
     plan_fused_group(grp, p.rows, caps, std::max(options.fused_group, 0));
     if (grp.fused_group) {
       if (options.fused_group > 0) return grp;
-      Plan cl = plan;
-      plan_fused(cl, p.rows, caps, 0, false);
-      const bool cluster_pays = cl.fused_cluster > 0 && fused_pays(cl, p, caps);
-      if (grp.fused_cluster > cl.fused_cluster && fused_pays(grp, p, caps) && !cluster_pays) return grp;
+      const bool cluster_pays = fused.fused_cluster > 0 && fused_pays(fused, p, caps);
+      if (grp.fused_cluster > fused.fused_cluster && fused_pays(grp, p, caps) && !cluster_pays) return grp;
     }
   }
-  if (options.fused < 0 && options.topk_cluster > 0) return plan;
-  Plan fused = plan;
-  plan_fused(fused, p.rows, caps, options.fused > 0 ? options.topk_cluster : 0, options.fused > 0);
-  if (fused.fused_cluster == 0) return plan;
+  if (!cluster_form || fused.fused_cluster == 0) return plan;
   if (options.fused < 0 && !fused_pays(fused, p, caps)) return plan;
   return fused;
 }

@@ -445,7 +445,8 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
     }
     cluster_sync();  // the row's histogram in every block's copy; topk_clear's arrays visible to the cluster
   } else if (grouped) {
-    // The row's histogram in global memory (zeroed at the start), copied back into row_top.
+    // The row's histogram in global memory (zeroed by the row's producer warps during scoring),
+    // copied back into row_top.
     __syncthreads();
     group_sum<NT>(*group, hist, group->top, kTopBins, kGroupTop, s.row_top);
   } else {
@@ -771,6 +772,12 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
   const int64_t blk_gt = tot >> 20, blk_eq = tot & 0xFFFFFu;
   auto clamp0 = [](int64_t v, int64_t hi) { return v < 0 ? int64_t{0} : (v > hi ? hi : v); };  // [0, hi]
   int64_t sel_before = 0, ties_before = 0;  // in the lower blocks of the cluster
+  // Block r's counts, taken in rank order: its keys above the threshold, and of its ties those the
+  // lower blocks leave.
+  auto add_lower = [&](int64_t gt, int64_t eq) {
+    sel_before += gt + clamp0(th.rem - ties_before, eq);
+    ties_before += eq;
+  };
   if (grouped) {
     // The counts through global memory, tagged (group_put; the same packing as the scan's):
     // each block stores its own, the higher blocks poll for them, lane r for block r.
@@ -779,9 +786,7 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
       const uint32_t mine = static_cast<uint32_t>(tid) < rank ? group_get(group->counts + tid, *group) : 0u;
       for (uint32_t r = 0; r < rank; ++r) {
         const uint32_t x = __shfl_sync(0xffffffffu, mine, static_cast<int>(r));
-        const int64_t e = x & 0xFFFFFu;
-        sel_before += static_cast<int64_t>(x >> 20) + clamp0(th.rem - ties_before, e);
-        ties_before += e;
+        add_lower(x >> 20, x & 0xFFFFFu);
       }
       if (tid == 0) {
         state[2] = static_cast<uint32_t>(sel_before);
@@ -807,11 +812,7 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
     if (rank > 0) {
       cluster::mbar_wait_acquire(smem_addr(s.xbar), 0);
       const uint32_t* x = s.xchg;
-      for (uint32_t r = 0; r < rank; ++r) {
-        const int64_t e = x[2 * r + 1];
-        sel_before += static_cast<int64_t>(x[2 * r]) + clamp0(th.rem - ties_before, e);
-        ties_before += e;
-      }
+      for (uint32_t r = 0; r < rank; ++r) add_lower(x[2 * r], x[2 * r + 1]);
     }
   }
   stamp(7);
