@@ -255,15 +255,15 @@ __device__ __forceinline__ void find_low_bin_warp(const uint32_t* hist, uint32_t
 
 // After the histogram of one low digit (kLowBins bins of the key bits at `shift`, among keys
 // matching prefix/mask): fixes that digit of the threshold into prefix and mask, counts the
-// keys above its bin out of rem, and returns whether the threshold bin is then taken whole.
-// Block-wide: warp 0 finds the bin, then one barrier; state[0..1] and hist are read after it
+// keys above its bin out of rem, sets in_bin to the keys in its bin, and returns whether that bin
+// is then taken whole. Block-wide: warp 0 finds the bin, then one barrier; state[0..1] and hist are read after it
 // (state is written again only after the caller's next barrier).
 __device__ __forceinline__ bool take_low_digit(const uint32_t* hist, int shift, uint32_t& prefix, uint32_t& mask,
-                                               int32_t& rem, uint32_t* state) {
+                                               int32_t& rem, uint32_t& in_bin, uint32_t* state) {
   if (threadIdx.x < 32) find_low_bin_warp(hist, static_cast<uint32_t>(rem), state);
   __syncthreads();
   const uint32_t b = state[0];
-  const uint32_t in_bin = hist[b];
+  in_bin = hist[b];
   prefix |= b << shift;
   mask |= static_cast<uint32_t>(kLowBins - 1) << shift;
   rem -= static_cast<int32_t>(state[1]);
@@ -271,11 +271,13 @@ __device__ __forceinline__ bool take_low_digit(const uint32_t* hist, int shift, 
 }
 
 // The exact threshold of the selection: the keys selected are those above `prefix` (at or above
-// it when `whole`) and, unless `whole`, the `rem` lowest-position keys equal to it.
+// it when `whole`) and, unless `whole`, the `rem` lowest-position keys of the row's `ties` keys
+// equal to it (0 when `whole`). So the row has kTopK - rem keys above it.
 struct TopkThreshold {
   uint32_t prefix;
   bool whole;
   int32_t rem;
+  int32_t ties;
 };
 
 // One block resolves the low 20 bits of the `count` keys of first-digit bin b* in gkey (all of
@@ -286,7 +288,7 @@ template <int NT>
 __device__ __forceinline__ TopkThreshold resolve_gathered(const uint32_t* gkey, int count, uint32_t bstar, int32_t rem,
                                                           uint32_t* low, uint32_t* state) {
   const int tid = threadIdx.x;
-  uint32_t prefix = bstar << 20, mask = 0xFFF00000u;
+  uint32_t prefix = bstar << 20, mask = 0xFFF00000u, in_bin = 0;
   bool whole = false;
   for (int pass = 0; pass < 2 && !whole; ++pass) {
     const int shift = pass == 0 ? kLowBits : 0;
@@ -296,9 +298,9 @@ __device__ __forceinline__ TopkThreshold resolve_gathered(const uint32_t* gkey, 
       if ((k & mask) == prefix) atomicAdd(hist + ((k >> shift) & (kLowBins - 1)), 1u);
     }
     __syncthreads();
-    whole = take_low_digit(hist, shift, prefix, mask, rem, state);
+    whole = take_low_digit(hist, shift, prefix, mask, rem, in_bin, state);
   }
-  return TopkThreshold{prefix, whole, whole ? 0 : rem};
+  return TopkThreshold{prefix, whole, whole ? 0 : rem, whole ? 0 : static_cast<int32_t>(in_bin)};
 }
 
 // This block's shared arrays of the selection. Every block of a cluster has them at the same
@@ -373,7 +375,7 @@ __device__ __forceinline__ void topk_clear(const TopkSmem& s, uint32_t rank, uin
   if (csize > 1 && tid == 0) {
     mbar_init(s.xbar, 1);
     mbar_init_fence();
-    if (rank > 0) mbar_arrive_expect_tx(s.xbar, 8u * rank);
+    if (rank > 0 && rank + 1 < csize) mbar_arrive_expect_tx(s.xbar, 8u * rank);  // not the last block: see topk_select
   }
 }
 
@@ -635,7 +637,7 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
   stamp(5);
 
   // 3. The threshold within b*.
-  TopkThreshold th{bstar << 20, true, 0};
+  TopkThreshold th{bstar << 20, true, 0, 0};
   if (whole_top) {
     // b* taken whole: nothing to resolve.
   } else if (r.variant == kTopkGather && row_cands <= static_cast<uint32_t>(kCandCap)) {
@@ -683,7 +685,7 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
   } else {
     // The low 20 bits, histograms summed over the cluster: candidates in the list, or the
     // chunk filtered by b*.
-    uint32_t prefix = bstar << 20, mask = 0xFFF00000u;
+    uint32_t prefix = bstar << 20, mask = 0xFFF00000u, in_bin = 0;
     bool whole = false;
     for (int pass = 0; pass < 2 && !whole; ++pass) {
       const int shift = pass == 0 ? kLowBits : 0;
@@ -711,13 +713,13 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
         }
         cluster_sync();
       }
-      whole = take_low_digit(summed, shift, prefix, mask, rem, state);
+      whole = take_low_digit(summed, shift, prefix, mask, rem, in_bin, state);
       __syncthreads();  // hist and state are rewritten next
     }
     // The other blocks have read the leader's summed histograms: the leader may leave after this
     // (the count exchange below has no cluster barrier).
     if (clustered) cluster_sync();
-    th = TopkThreshold{prefix, whole, whole ? 0 : rem};
+    th = TopkThreshold{prefix, whole, whole ? 0 : rem, whole ? 0 : static_cast<int32_t>(in_bin)};
   }
   stamp(6);
 
@@ -778,38 +780,48 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
     sel_before += gt + clamp0(th.rem - ties_before, eq);
     ties_before += eq;
   };
+  // The last block needs no exchange: the lower blocks' counts are the row's totals (kTopK - th.rem
+  // keys above the threshold, th.ties at it) less its own. The others, but the first, receive
+  // the counts of their lower blocks.
+  const bool last = csize > 1 && rank + 1 == csize;
+  if (last) {
+    const int64_t lower_eq = th.ties - blk_eq;
+    sel_before = (kTopK - th.rem) - blk_gt + clamp0(th.rem, lower_eq);
+    ties_before = lower_eq;
+  }
   if (grouped) {
     // The counts through global memory, tagged (group_put; the same packing as the scan's):
-    // each block stores its own, the higher blocks poll for them, lane r for block r.
-    if (tid == 0) group_put(group->counts + rank, *group, static_cast<uint32_t>((blk_gt << 20) | blk_eq));
-    if (rank > 0 && tid < 32) {
-      const uint32_t mine = static_cast<uint32_t>(tid) < rank ? group_get(group->counts + tid, *group) : 0u;
-      for (uint32_t r = 0; r < rank; ++r) {
-        const uint32_t x = __shfl_sync(0xffffffffu, mine, static_cast<int>(r));
-        add_lower(x >> 20, x & 0xFFFFFu);
+    // each block but the last two stores its own, the middle blocks poll for them, lane r for
+    // block r.
+    if (tid == 0 && rank + 2 < csize) group_put(group->counts + rank, *group, static_cast<uint32_t>((blk_gt << 20) | blk_eq));
+    if (rank > 0 && !last) {
+      if (tid < 32) {
+        const uint32_t mine = static_cast<uint32_t>(tid) < rank ? group_get(group->counts + tid, *group) : 0u;
+        for (uint32_t r = 0; r < rank; ++r) {
+          const uint32_t x = __shfl_sync(0xffffffffu, mine, static_cast<int>(r));
+          add_lower(x >> 20, x & 0xFFFFFu);
+        }
+        if (tid == 0) {
+          state[2] = static_cast<uint32_t>(sel_before);
+          state[3] = static_cast<uint32_t>(ties_before);
+        }
       }
-      if (tid == 0) {
-        state[2] = static_cast<uint32_t>(sel_before);
-        state[3] = static_cast<uint32_t>(ties_before);
-      }
-    }
-    __syncthreads();
-    if (rank > 0) {
+      __syncthreads();
       sel_before = state[2];
       ties_before = state[3];
     }
   } else if (clustered) {
-    // Only the higher blocks need this block's counts: one 8-byte asynchronous store to each,
-    // counted on its mbarrier (set in topk_clear to expect 8 bytes per lower block), instead of
-    // a cluster barrier. The leader waits for nobody. No block reads another's shared memory
-    // after the gather's cluster barrier, and a block that sends here is waited for by its
-    // receivers, so every block may leave as soon as its own output is written.
-    if (tid > static_cast<int>(rank) && tid < static_cast<int>(csize)) {
+    // One 8-byte asynchronous store to each higher block but the last, counted on its mbarrier
+    // (set in topk_clear to expect 8 bytes per lower block), instead of a cluster barrier. The
+    // first and the last block wait for nobody. No block reads another's shared memory after the
+    // gather's cluster barrier, and a block that sends here is waited for by its receivers, so
+    // every block may leave as soon as its own output is written.
+    if (tid > static_cast<int>(rank) && tid + 1 < static_cast<int>(csize)) {
       const uint32_t p = static_cast<uint32_t>(tid);
       cluster::st_async_b32x2(cluster::mapa_shared(smem_addr(s.xchg + 2 * rank), p), static_cast<uint32_t>(blk_gt),
                               static_cast<uint32_t>(blk_eq), cluster::mapa_shared(smem_addr(s.xbar), p));
     }
-    if (rank > 0) {
+    if (rank > 0 && !last) {
       cluster::mbar_wait_acquire(smem_addr(s.xbar), 0);
       const uint32_t* x = s.xchg;
       for (uint32_t r = 0; r < rank; ++r) add_lower(x[2 * r], x[2 * r + 1]);
