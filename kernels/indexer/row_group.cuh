@@ -112,14 +112,21 @@ __device__ __forceinline__ void group_put(unsigned long long* p, const RowGroup&
   const unsigned long long x = (static_cast<unsigned long long>(static_cast<uint32_t>(g.nonce)) << 32) | v;
   asm volatile("st.relaxed.gpu.global.u64 [%0], %1;" ::"l"(p), "l"(x) : "memory");
 }
-// Polls *p until it carries the call's tag; returns its value.
-__device__ __forceinline__ uint32_t group_get(const unsigned long long* p, const RowGroup& g) {
+// One load of a tagged word.
+__device__ __forceinline__ unsigned long long group_load(const unsigned long long* p) {
+  unsigned long long x;
+  asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];" : "=l"(x) : "l"(p) : "memory");
+  return x;
+}
+// x: a load of *p. Polls *p until it carries the call's tag; returns its value. (Loads of several
+// words issued together, then settled one by one, take one round trip through L2, not one each.)
+__device__ __forceinline__ uint32_t group_settle(const unsigned long long* p, const RowGroup& g, unsigned long long x) {
   const uint32_t tag = static_cast<uint32_t>(g.nonce);
-  for (;;) {
-    unsigned long long x;
-    asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];" : "=l"(x) : "l"(p) : "memory");
-    if (static_cast<uint32_t>(x >> 32) == tag) return static_cast<uint32_t>(x);
-  }
+  while (static_cast<uint32_t>(x >> 32) != tag) x = group_load(p);
+  return static_cast<uint32_t>(x);
+}
+__device__ __forceinline__ uint32_t group_get(const unsigned long long* p, const RowGroup& g) {
+  return group_settle(p, g, group_load(p));
 }
 
 // Adds this block's histogram `local` (`bins` words, a multiple of 4, in shared memory; complete
@@ -141,7 +148,20 @@ __device__ __forceinline__ void group_sum(const RowGroup& g, const uint32_t* loc
   __syncthreads();
   const uint4* s4 = reinterpret_cast<const uint4*>(sum);
   uint4* d4 = reinterpret_cast<uint4*>(dst);
-  for (int i = tid; i < bins / 4; i += NT) d4[i] = __ldcg(s4 + i);
+  constexpr int kBatch = (4096 / 4 + NT - 1) / NT;  // up to 4096 bins: every thread's loads in one wave
+  for (int i0 = 0; i0 < bins / 4; i0 += NT * kBatch) {
+    uint4 v[kBatch];
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int i = i0 + u * NT + tid;
+      if (i < bins / 4) v[u] = __ldcg(s4 + i);
+    }
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int i = i0 + u * NT + tid;
+      if (i < bins / 4) d4[i] = v[u];
+    }
+  }
   __syncthreads();
 }
 

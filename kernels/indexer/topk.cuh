@@ -651,7 +651,20 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
       // until it is current, with no fence and no flag.
       const uint32_t off = state[6];
       for (uint32_t j = tid; j < local_cands; j += NT) group_put(group->gather + off + j, *group, cand_key[j]);
-      for (uint32_t j = tid; j < row_cands; j += NT) s.gather_key[j] = group_get(group->gather + j, *group);
+      constexpr int kBatch = (kCandCap + NT - 1) / NT;  // the row's list in one wave of loads
+      for (uint32_t base = 0; base < row_cands; base += NT * kBatch) {
+        unsigned long long x[kBatch];
+#pragma unroll
+        for (int u = 0; u < kBatch; ++u) {
+          const uint32_t j = base + u * NT + tid;
+          x[u] = j < row_cands ? group_load(group->gather + j) : 0ull;
+        }
+#pragma unroll
+        for (int u = 0; u < kBatch; ++u) {
+          const uint32_t j = base + u * NT + tid;
+          if (j < row_cands) s.gather_key[j] = group_settle(group->gather + j, *group, x[u]);
+        }
+      }
       __syncthreads();
       th = resolve_gathered<NT>(s.gather_key, static_cast<int>(row_cands), bstar, rem, s.low_hist, state);
     } else if (csize == 2) {
