@@ -363,7 +363,7 @@ __device__ __forceinline__ void topk_start_row_top(const TopkSmem& s, uint32_t c
 // first-digit histogram (topk_start_row_top): this block's low-digit histograms and counters,
 // its tie bitmap (`words` words) and state; in a cluster (csize > 1: the cluster's size, 1 for a
 // row group), initialises the mbarrier on which the lower blocks' counts arrive (8 bytes from
-// each: its expected bytes are set here). Block-wide (NT threads), no barrier; the cluster
+// each: its expected bytes are set here, except in the last block, which receives none). Block-wide (NT threads), no barrier; the cluster
 // barrier after the histogram merge publishes all of it (no other block touches these before it).
 template <int NT>
 __device__ __forceinline__ void topk_clear(const TopkSmem& s, uint32_t rank, uint32_t csize, int words) {
