@@ -256,8 +256,8 @@ __device__ __forceinline__ void find_low_bin_warp(const uint32_t* hist, uint32_t
 // After the histogram of one low digit (kLowBins bins of the key bits at `shift`, among keys
 // matching prefix/mask): fixes that digit of the threshold into prefix and mask, counts the
 // keys above its bin out of rem, sets in_bin to the keys in its bin, and returns whether that bin
-// is then taken whole. Block-wide: warp 0 finds the bin, then one barrier; state[0..1] and hist are read after it
-// (state is written again only after the caller's next barrier).
+// is then taken whole. Block-wide: warp 0 finds the bin, then one barrier; state[0..1] and hist
+// are read after it (state is written again only after the caller's next barrier).
 __device__ __forceinline__ bool take_low_digit(const uint32_t* hist, int shift, uint32_t& prefix, uint32_t& mask,
                                                int32_t& rem, uint32_t& in_bin, uint32_t* state) {
   if (threadIdx.x < 32) find_low_bin_warp(hist, static_cast<uint32_t>(rem), state);
@@ -363,8 +363,9 @@ __device__ __forceinline__ void topk_start_row_top(const TopkSmem& s, uint32_t c
 // first-digit histogram (topk_start_row_top): this block's low-digit histograms and counters,
 // its tie bitmap (`words` words) and state; in a cluster (csize > 1: the cluster's size, 1 for a
 // row group), initialises the mbarrier on which the lower blocks' counts arrive (8 bytes from
-// each: its expected bytes are set here, except in the last block, which receives none). Block-wide (NT threads), no barrier; the cluster
-// barrier after the histogram merge publishes all of it (no other block touches these before it).
+// each: its expected bytes are set here, except in the last block, which receives none).
+// Block-wide (NT threads), no barrier; the cluster barrier after the histogram merge publishes
+// all of it (no other block touches these before it).
 template <int NT>
 __device__ __forceinline__ void topk_clear(const TopkSmem& s, uint32_t rank, uint32_t csize, int words) {
   const int tid = threadIdx.x;
@@ -806,7 +807,8 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
     // The counts through global memory, tagged (group_put; the same packing as the scan's):
     // each block but the last two stores its own, the middle blocks poll for them, lane r for
     // block r.
-    if (tid == 0 && rank + 2 < csize) group_put(group->counts + rank, *group, static_cast<uint32_t>((blk_gt << 20) | blk_eq));
+    if (tid == 0 && rank + 2 < csize)
+      group_put(group->counts + rank, *group, static_cast<uint32_t>((blk_gt << 20) | blk_eq));
     if (rank > 0 && !last) {
       if (tid < 32) {
         const uint32_t mine = static_cast<uint32_t>(tid) < rank ? group_get(group->counts + tid, *group) : 0u;
