@@ -77,7 +77,9 @@ TEST(World, AllGatherOfValuesPutsEachRanksValuesInRankOrder) {
     EXPECT_EQ(all[2 * size_t(r) + 1], -1.0 * r);
   }
   // Different lengths on different ranks are refused on every rank, not left to MPI.
-  if (w.size() > 1) EXPECT_THROW(w.all_gather(std::vector<double>(w.is_root() ? 1 : 2, 0.0)), dsa::Error);
+  if (w.size() > 1) {
+    EXPECT_THROW(w.all_gather(std::vector<double>(w.is_root() ? 1 : 2, 0.0)), dsa::Error);
+  }
 }
 
 TEST(World, BroadcastsReachEveryRank) {
