@@ -1,10 +1,6 @@
 // The fused scores + top-k kernel of the indexer (fused.cuh) in row groups (a row's blocks
 // exchanging through global memory, no cluster), and its cooperative launch. Built for every
 // architecture; its body traps outside sm_90a, and the launcher picks it only on sm_90.
-#include <map>
-#include <mutex>
-#include <tuple>
-
 #include "common/error.hpp"
 #include "kernels/indexer/launch.cuh"
 
@@ -13,21 +9,15 @@ namespace dsa::cuda::idx {
 template __global__ void indexer_fused_kernel<kFusedGroups, true>(FusedArgs);
 
 int fused_max_resident_blocks(size_t smem_bytes) {
-  static std::mutex mutex;
-  static std::map<std::tuple<int, size_t>, int> cache;
-  int dev = 0;
-  DSA_CHECK_CUDA(cudaGetDevice(&dev));
-  std::lock_guard<std::mutex> lock(mutex);
-  const auto key = std::make_tuple(dev, smem_bytes);
-  auto it = cache.find(key);
-  if (it != cache.end()) return it->second;
-  ensure_smem_limit(reinterpret_cast<const void*>(&indexer_fused_kernel<kFusedGroups, true>), 8, smem_bytes);
-  int per_sm = 0, sms = 0;
-  DSA_CHECK_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, &indexer_fused_kernel<kFusedGroups, true>,
-                                                               kFusedThreads, smem_bytes));
-  DSA_CHECK_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  cache.emplace(key, per_sm * sms);
-  return per_sm * sms;
+  static OccupancyCache<size_t> cache;
+  return cache.get(smem_bytes, [&](int dev) {
+    ensure_smem_limit(reinterpret_cast<const void*>(&indexer_fused_kernel<kFusedGroups, true>), 8, smem_bytes);
+    int per_sm = 0, sms = 0;
+    DSA_CHECK_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, &indexer_fused_kernel<kFusedGroups, true>,
+                                                                 kFusedThreads, smem_bytes));
+    DSA_CHECK_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    return per_sm * sms;
+  });
 }
 
 void launch_fused_group(const FusedArgs& args, int64_t rows, size_t smem_bytes, cudaStream_t stream) {

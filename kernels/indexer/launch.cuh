@@ -4,9 +4,13 @@
 #pragma once
 
 #include <cstddef>
+#include <map>
+#include <mutex>
+#include <utility>
 
 #include <cuda_runtime.h>
 
+#include "common/error.hpp"
 #include "kernels/indexer/fused.cuh"
 #include "kernels/indexer/scores.cuh"
 #include "kernels/indexer/topk.cuh"
@@ -56,6 +60,27 @@ inline cudaLaunchConfig_t row_cluster_config(int64_t rows, int cluster, int thre
   config.numAttrs = 1;
   return config;
 }
+
+// An occupancy query's answer per device and `Key`, computed once per process (the planner asks the
+// same questions on every call). query(device) runs under the cache's lock.
+template <typename Key>
+class OccupancyCache {
+ public:
+  template <typename Query>
+  int get(const Key& key, Query&& query) {
+    int dev = 0;
+    DSA_CHECK_CUDA(cudaGetDevice(&dev));
+    std::lock_guard<std::mutex> lock(mutex_);
+    const std::pair<int, Key> k(dev, key);
+    auto it = values_.find(k);
+    if (it == values_.end()) it = values_.emplace(k, query(dev)).first;
+    return it->second;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::map<std::pair<int, Key>, int> values_;
+};
 
 // Raises a kernel's dynamic shared-memory limit to `bytes` on the current device (cached).
 void ensure_smem_limit(const void* kernel, int slot, size_t bytes);
