@@ -471,12 +471,13 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
   // never read.
   const uint32_t local_cands = whole_top ? 0u : hist[bstar];
   const bool compact = local_cands <= static_cast<uint32_t>(kCandCap);
+  // Few keys in b* for the whole row: every block gathers all of them (step 3).
+  const bool gathered = !whole_top && r.variant == kTopkGather && row_cands <= static_cast<uint32_t>(kCandCap);
   // A row group's candidates go to the row's list at an offset from its counter: reserved now by
   // the last thread (which has no classify work unless the chunk has about NT words), so that the
   // round trip overlaps classify.
   if constexpr (grouped) {
-    const bool gather = !whole_top && r.variant == kTopkGather && row_cands <= static_cast<uint32_t>(kCandCap);
-    if (gather && tid == NT - 1) state[6] = local_cands ? atomicAdd(group->ctl, local_cands) : 0u;
+    if (gathered && tid == NT - 1) state[6] = local_cands ? atomicAdd(group->ctl, local_cands) : 0u;
   }
   // Calls f(i, valid, key) for every position i of the chunk, all lanes of every warp
   // together (for ballots); invalid past the chunk's end. (Step 4 when b* is not compacted.)
@@ -641,7 +642,7 @@ __device__ __forceinline__ void topk_select(const TopkSmem& s, const TopkChunk& 
   TopkThreshold th{bstar << 20, true, 0, 0};
   if (whole_top) {
     // b* taken whole: nothing to resolve.
-  } else if (r.variant == kTopkGather && row_cands <= static_cast<uint32_t>(kCandCap)) {
+  } else if (gathered) {
     // Few keys in b* for the whole row: every block gathers all of them and resolves the same
     // threshold itself (the resolution depends only on their multiset). Before, the leader alone
     // gathered and resolved them and sent the threshold back: one more cluster barrier, which
