@@ -178,14 +178,35 @@ IndexerScoresPath resolve_path(IndexerScoresPath path, const DeviceCaps& caps) {
   return path;
 }
 
-// The deepest ring of the fused kernel with which a chunk of a row split over `blocks` fits the
-// shared memory; 0 when none does.
-int fused_stages_for(const Plan& plan, const DeviceCaps& caps, int blocks) {
-  const int32_t chunk = idx::topk_chunk(plan.len_cap, blocks);
-  if (chunk >= idx::kMaxTopkChunk) return 0;
-  for (int st = kFusedMaxStages; st >= kFusedMinStages; st -= idx::kFusedGroups)
-    if (idx::fused_smem_bytes(st, chunk) <= caps.smem_optin) return st;
-  return 0;
+// The fused kernel's shape for rows split over `blocks` each: the chunk a block owns, the deepest
+// ring with which it fits the shared memory, and that shared memory. stages = 0 when none fits.
+struct FusedFit {
+  int stages = 0;
+  int32_t chunk = 0;
+  size_t smem = 0;
+};
+FusedFit fused_fit(const Plan& plan, const DeviceCaps& caps, int blocks) {
+  FusedFit f;
+  f.chunk = idx::topk_chunk(plan.len_cap, blocks);
+  if (f.chunk >= idx::kMaxTopkChunk) return f;
+  for (int st = kFusedMaxStages; st >= kFusedMinStages; st -= idx::kFusedGroups) {
+    const int64_t bytes = idx::fused_smem_bytes(st, f.chunk);
+    if (bytes <= caps.smem_optin) {
+      f.stages = st;
+      f.smem = static_cast<size_t>(bytes);
+      return f;
+    }
+  }
+  return f;
+}
+
+// The plan takes the fused kernel with `blocks` per row in shape f (f.stages > 0).
+void take_fused(Plan& plan, int blocks, bool row_groups, const FusedFit& f) {
+  plan.fused_cluster = blocks;
+  plan.fused_group = row_groups;
+  plan.fused_stages = f.stages;
+  plan.fused_chunk_cap = f.chunk;
+  plan.fused_smem = f.smem;
 }
 
 // The fused kernel's shape for rows of up to len_cap tokens, `cluster` blocks per row when given.
@@ -197,26 +218,20 @@ int fused_stages_for(const Plan& plan, const DeviceCaps& caps, int blocks) {
 // at once, the fewest blocks per row that fit, in several waves. The deepest ring that fits.
 // fused_cluster = 0: no shape.
 void plan_fused(Plan& plan, int64_t rows, const DeviceCaps& caps, int cluster, bool allow_waves) {
-  auto stages_for = [&](int c) { return fused_stages_for(plan, caps, c); };
   int c = cluster;
   if (c == 0) {
     const int most = static_cast<int>(std::clamp<int64_t>(caps.sms / std::max<int64_t>(rows, 1), 1, kMaxTopkCluster));
     for (int k = most; k >= 1 && c == 0; --k) {
-      const int st = stages_for(k);
-      if (st == 0) break;  // fewer blocks per row: longer chunks, which fit no better
-      const size_t smem = static_cast<size_t>(idx::fused_smem_bytes(st, idx::topk_chunk(plan.len_cap, k)));
-      if (rows <= idx::fused_max_active_clusters(k, smem)) c = k;
+      const FusedFit f = fused_fit(plan, caps, k);
+      if (f.stages == 0) break;  // fewer blocks per row: longer chunks, which fit no better
+      if (rows <= idx::fused_max_active_clusters(k, f.smem)) c = k;
     }
     for (int k = 1; k <= kMaxTopkCluster && c == 0 && allow_waves; ++k)
-      if (stages_for(k) > 0) c = k;
+      if (fused_fit(plan, caps, k).stages > 0) c = k;
     if (c == 0) return;
   }
-  const int stages = stages_for(c);
-  if (stages == 0) return;
-  plan.fused_cluster = c;
-  plan.fused_stages = stages;
-  plan.fused_chunk_cap = idx::topk_chunk(plan.len_cap, c);
-  plan.fused_smem = static_cast<size_t>(idx::fused_smem_bytes(stages, plan.fused_chunk_cap));
+  const FusedFit f = fused_fit(plan, caps, c);
+  if (f.stages > 0) take_fused(plan, c, false, f);
 }
 
 // The fused kernel in row groups: `blocks` per row when given, else kMaxGroupBlocks, reduced until
@@ -227,16 +242,10 @@ void plan_fused_group(Plan& plan, int64_t rows, const DeviceCaps& caps, int bloc
   int g = static_cast<int>(std::min<int64_t>(caps.sms / rows, idx::kMaxGroupBlocks));
   if (blocks > 0) g = std::min(g, blocks);
   for (; g >= 2; --g) {
-    const int stages = fused_stages_for(plan, caps, g);
-    if (stages == 0) return;  // fewer blocks per row: longer chunks, which fit no better
-    const int32_t chunk = idx::topk_chunk(plan.len_cap, g);
-    const size_t smem = static_cast<size_t>(idx::fused_smem_bytes(stages, chunk));
-    if (rows * g > idx::fused_max_resident_blocks(smem)) continue;
-    plan.fused_cluster = g;
-    plan.fused_group = true;
-    plan.fused_stages = stages;
-    plan.fused_chunk_cap = chunk;
-    plan.fused_smem = smem;
+    const FusedFit f = fused_fit(plan, caps, g);
+    if (f.stages == 0) return;  // fewer blocks per row: longer chunks, which fit no better
+    if (rows * g > idx::fused_max_resident_blocks(f.smem)) continue;
+    take_fused(plan, g, true, f);
     return;
   }
 }
